@@ -1,0 +1,186 @@
+"""Benchmark: segmentation of a 512x512 slice of the demo CT phantom.
+
+Prints one JSON object per line (medians over repeated runs; the machine is shared and noisy).
+Targets (docs/segmentation.md): watershed <= 12 ms per slice, all steps included; snakes with
+default parameters <= 150 ms per slice; the snake preview <= 5 ms.
+
+Cases:
+
+* ``watershed`` - slice 24, soft-tissue window (40/400), default parameters.
+* ``snakes_default`` - slice 24, soft-tissue window, default parameters (x=100, y=100, r=50:
+  the older service's start, which on this phantom lies in the air, so the snake collapses).
+* ``snakes_aorta`` / ``snakes_lung`` - the same defaults started around a structure: the aorta
+  (slice 24) and the right lung in the lung window (-600/1500, slice 30); ``max_error_px`` is the
+  final contour's largest distance from the structure's true border (HU threshold).
+* ``snakes_lung_warm`` - slice 31 started from slice 30's contour (what a playing stream does).
+* ``snakes_chunk`` - one ``next()`` of ``evolve`` (what the stream waits for per picture).
+* ``snakes_preview`` - the initial ellipse only.
+* ``snakes_older_service`` - the baseline: ``active_contour`` called as the older service did,
+  on the whole preprocessed slice with 400 points and up to 2,500 iterations (few runs: seconds).
+
+Run from the repository root: ``.venv/bin/python bench/segmentation.py``
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import distance_transform_edt, map_coordinates
+from skimage.segmentation import active_contour
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mediastream.dicom.phantom import phantom_hu_slice  # noqa: E402
+from segmentation import get_algorithm  # noqa: E402
+from segmentation.contour import ellipse  # noqa: E402
+from segmentation.preprocess import smooth  # noqa: E402
+from segmentation.snakes import Snakes  # noqa: E402
+
+BENCH = "segmentation"
+SOFT_TISSUE, LUNG = (40.0, 400.0), (-600.0, 1500.0)
+
+
+def report(case: str, timings: list[float], **extra: object) -> None:
+    ms = sorted(t * 1000 for t in timings)
+    line = {
+        "bench": BENCH,
+        "case": case,
+        "median_ms": round(statistics.median(ms), 3),
+        "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 3),
+        "runs": len(ms),
+        **extra,
+    }
+    print(json.dumps(line), flush=True)
+
+
+def timed(fn: Callable[[], object], runs: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def window(hu: NDArray[np.int16], center: float, width: float) -> NDArray[np.uint8]:
+    scaled = (hu.astype(np.float64) - (center - width / 2)) / width * 255
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def max_error(contour: NDArray[np.float64], inside: NDArray[np.bool_]) -> float:
+    """Largest distance from a contour point to the border of ``inside`` (half a pixel out)."""
+    to_inside = map_coordinates(distance_transform_edt(~inside), contour.T, order=1)
+    to_outside = map_coordinates(distance_transform_edt(inside), contour.T, order=1)
+    return round(float(np.maximum(np.maximum(to_inside, to_outside) - 0.5, 0).max()), 2)
+
+
+def structure(hu: NDArray[np.int16], mask: NDArray[np.bool_], seed: tuple[int, int]) -> Any:
+    _, pieces = cv2.connectedComponents(mask.astype(np.uint8))
+    return pieces == pieces[seed]
+
+
+def main() -> None:
+    hu_24, hu_30, hu_31 = (phantom_hu_slice(i) for i in (24, 30, 31))
+    soft_24 = window(hu_24, *SOFT_TISSUE)
+    lung_30, lung_31 = window(hu_30, *LUNG), window(hu_31, *LUNG)
+    spacing = (0.7, 0.7)
+
+    watershed = get_algorithm("watershed")
+    ws_params = watershed.default_params()
+    result = watershed.segment(soft_24, ws_params, spacing=spacing)
+    report(
+        "watershed",
+        timed(lambda: watershed.segment(soft_24, ws_params, spacing=spacing), runs=40),
+        limit_ms=12,
+        regions=result.stats["regions"],
+    )
+
+    snakes = get_algorithm("snakes")
+    assert isinstance(snakes, Snakes)
+    defaults = snakes.default_params()
+    result = snakes.segment(soft_24, defaults)
+    area = result.stats["area_px"]
+    assert isinstance(area, float)
+    report(
+        "snakes_default",
+        timed(lambda: snakes.segment(soft_24, defaults), runs=25),
+        limit_ms=150,
+        iterations=result.stats["iterations"],
+        area_px=round(area, 1),
+    )
+
+    aorta = snakes.parse_params({"x": 270, "y": 293, "radius": 18})
+    result = snakes.segment(soft_24, aorta)
+    assert result.contour is not None
+    report(
+        "snakes_aorta",
+        timed(lambda: snakes.segment(soft_24, aorta), runs=25),
+        limit_ms=150,
+        iterations=result.stats["iterations"],
+        max_error_px=max_error(result.contour, structure(hu_24, hu_24 > 100, (295, 272))),
+    )
+
+    lung = snakes.parse_params({"x": 164, "y": 245, "radius": 70, "radius_y": 110})
+    lung_result = snakes.segment(lung_30, lung)
+    assert lung_result.contour is not None
+    report(
+        "snakes_lung",
+        timed(lambda: snakes.segment(lung_30, lung), runs=25),
+        limit_ms=150,
+        iterations=lung_result.stats["iterations"],
+        max_error_px=max_error(lung_result.contour, structure(hu_30, hu_30 < -400, (245, 164))),
+    )
+
+    previous = lung_result.contour
+    warm = snakes.segment(lung_31, lung, init=previous)
+    assert warm.contour is not None
+    report(
+        "snakes_lung_warm",
+        timed(lambda: snakes.segment(lung_31, lung, init=previous), runs=25),
+        iterations=warm.stats["iterations"],
+        cold_iterations=snakes.segment(lung_31, lung).stats["iterations"],
+        max_error_px=max_error(warm.contour, structure(hu_31, hu_31 < -400, (245, 164))),
+    )
+
+    chunks: list[float] = []
+    for _ in range(5):
+        steps = snakes.evolve(lung_30, lung)
+        while True:
+            start = time.perf_counter()
+            if next(steps, None) is None:
+                break
+            chunks.append(time.perf_counter() - start)
+    report("snakes_chunk", chunks)
+
+    report(
+        "snakes_preview",
+        timed(lambda: snakes.preview(soft_24, defaults), runs=50),
+        limit_ms=5,
+    )
+
+    # The older service: active_contour on the whole preprocessed slice, 400 points, up to
+    # 2,500 iterations, the same snake parameters and scikit-image's default convergence.
+    older_input = smooth(soft_24, 3)
+    older_init = ellipse((100.0, 100.0), (50.0, 50.0), n_points=400)
+
+    def older_service() -> None:
+        active_contour(
+            older_input, older_init, alpha=0.015, beta=10, gamma=0.001, max_num_iter=2500
+        )
+
+    report("snakes_older_service", timed(older_service, runs=3, warmup=0), max_num_iter=2500)
+
+
+if __name__ == "__main__":
+    main()

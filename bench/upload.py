@@ -1,0 +1,187 @@
+"""Upload benchmark: POST /images over loopback against a real server process.
+
+Prints JSON lines:
+- ``upload_throughput``: 100 DICOM files of ~512 KB (512×512 int16 CT slices) in one multipart
+  request, validation and atomic storage included; MB/s over repeated runs (target >= 250).
+- ``upload_memory``: server RSS growth while it receives a 1 GiB request (2,048 parts of the same
+  file: the first is stored, the rest are validated and reported "already stored"); target <= 64 MB.
+
+Run: ``.venv/bin/python bench/upload.py [--runs N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mediastream.dicom.phantom import phantom_datasets  # noqa: E402
+
+MB = 1_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's resident memory every few milliseconds; keeps the peak."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, rss_bytes(self.pid))
+            time.sleep(0.005)
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return self.peak
+
+
+def multipart(files: list[tuple[str, bytes]]) -> aiohttp.MultipartWriter:
+    writer = aiohttp.MultipartWriter("form-data")
+    for name, content in files:
+        part = writer.append(io.BytesIO(content), {"Content-Type": "application/dicom"})
+        part.set_content_disposition("form-data", name="files", filename=name)
+    return writer
+
+
+async def post(http: aiohttp.ClientSession, url: str, files: list[tuple[str, bytes]]) -> dict:
+    async with http.post(url + "/images", data=multipart(files)) as response:
+        body = await response.json()
+        if response.status != 200:
+            raise RuntimeError(f"upload failed: {response.status} {body}")
+        return dict(body)
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise RuntimeError("server exited")
+            try:
+                async with http.get(url + "/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+async def run(runs: int) -> None:
+    files = [(f"slice{i:03d}.dcm", _bytes(ds)) for i, ds in enumerate(phantom_datasets(100, 512))]
+    total = sum(len(c) for _, c in files)
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "server.py"), "--port", str(port), "--no-demo"]
+            + ["--uploads", tmp, "--max-upload-mb", "4096"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            await wait_ready(url, process)
+            timeout = aiohttp.ClientTimeout(total=600)
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                rates = []
+                for _ in range(runs):
+                    await http.delete(url + "/images")
+                    start = time.perf_counter()
+                    body = await post(http, url, files)
+                    elapsed = time.perf_counter() - start
+                    assert [f["outcome"] for f in body["files"]] == ["stored"] * len(files)
+                    rates.append(total / MB / elapsed)
+                print(
+                    json.dumps(
+                        {
+                            "bench": "upload_throughput",
+                            "files": len(files),
+                            "mb": round(total / MB, 1),
+                            "median_mb_s": round(statistics.median(rates), 1),
+                            "min_mb_s": round(min(rates), 1),
+                            "max_mb_s": round(max(rates), 1),
+                            "runs": runs,
+                            "target_mb_s": 250,
+                        }
+                    ),
+                    flush=True,
+                )
+
+                # 1 GiB in one request: the same bytes object 2,048 times (no client copies).
+                await http.delete(url + "/images")
+                one = files[0][1]
+                big = [(f"copy{i:04d}.dcm", one) for i in range((1 << 30) // len(one))]
+                baseline = rss_bytes(process.pid)
+                sampler = RssSampler(process.pid)
+                sampler.start()
+                start = time.perf_counter()
+                body = await post(http, url, big)
+                elapsed = time.perf_counter() - start
+                peak = sampler.stop()
+                outcomes = [f["outcome"] for f in body["files"]]
+                assert outcomes[0] == "stored" and set(outcomes[1:]) == {"already_stored"}
+                print(
+                    json.dumps(
+                        {
+                            "bench": "upload_memory",
+                            "request_mb": round(len(big) * len(one) / MB, 1),
+                            "rss_growth_mb": round((peak - baseline) / MB, 1),
+                            "mb_s": round(len(big) * len(one) / MB / elapsed, 1),
+                            "target_rss_growth_mb": 64,
+                        }
+                    ),
+                    flush=True,
+                )
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _bytes(ds: object) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)  # type: ignore[attr-defined]
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    asyncio.run(run(args.runs))
+
+
+if __name__ == "__main__":
+    main()

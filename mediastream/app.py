@@ -1,0 +1,163 @@
+"""The application factory: settings in, a ready `web.Application` out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import aiohttp_cors
+from aiohttp import WSCloseCode, web
+
+from mediastream import __version__
+from mediastream.batching import Batcher
+from mediastream.dicom.demo import install_demo
+from mediastream.dicom.library import Library, init_inspector_process
+from mediastream.keys import (
+    EXECUTOR,
+    INSPECTORS,
+    LIBRARY,
+    SETTINGS,
+    STREAMING,
+    UPLOAD_THREADS,
+    WEBSOCKETS,
+)
+from mediastream.settings import Settings
+from mediastream.streaming.ice import restrict_host_addresses, rtc_configuration
+from mediastream.streaming.render import Renderer, ResultCache
+from mediastream.streaming.rest import post_snakes, post_watershed, stop_rest_streams
+from mediastream.streaming.session import StreamingContext
+from mediastream.streaming.signalling import websocket_handler
+from mediastream.streaming.video import configure_video_bitrate
+from mediastream.web.errors import error_middleware
+from mediastream.web.images import delete_all_images, delete_series, get_frame_png, list_images
+from mediastream.web.upload import post_images
+
+__all__ = ["STATIC_DIR", "create_app"]
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+JSON_BODY_LIMIT = 1 << 20  # non-streaming bodies (JSON); uploads stream and have their own limit
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """The bundled client for browsers; the older service's greeting for API clients."""
+    if "text/html" in request.headers.get("Accept", ""):
+        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    return web.json_response({"message": "API is running"})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"status": "ok", "version": __version__, "library": request.app[LIBRARY].counts()}
+    )
+
+
+async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
+    executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="library")
+    # forkserver: workers start from a clean, preloaded process (not a fork of this threaded
+    # one) in milliseconds; they are started on first use.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mediastream.batching", "mediastream.dicom.library"])
+    workers = app[SETTINGS].ingest_workers
+    inspectors = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=init_inspector_process
+    )
+    app[EXECUTOR] = executor
+    app[INSPECTORS] = Batcher(inspectors, slots=workers)
+    app[UPLOAD_THREADS] = Batcher(executor, slots=2)
+    yield
+    inspectors.shutdown(wait=True, cancel_futures=True)
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def library_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the stored library (headers only) and add the demo series to an empty one."""
+    settings, library = app[SETTINGS], app[LIBRARY]
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(app[EXECUTOR], library.load)
+    if settings.demo and library.is_empty():
+        log.info("library is empty: generating the demo phantom series")
+        await loop.run_in_executor(app[EXECUTOR], install_demo, library)
+    counts = library.counts()
+    log.info("library: %(series)d series, %(instances)d instances", counts)
+    yield
+
+
+async def streaming_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sessions share one renderer, one result cache and a pool of render workers."""
+    settings = app[SETTINGS]
+    executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="render")
+    app[STREAMING] = StreamingContext(
+        library=app[LIBRARY],
+        renderer=Renderer(app[LIBRARY], ResultCache(settings.result_cache_bytes)),
+        executor=executor,
+        rtc_configuration=rtc_configuration(settings.ice_servers),
+        max_fps=settings.max_fps,
+        max_sessions=settings.max_sessions,
+    )
+    yield
+    await close_sessions(app)
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def close_sessions(app: web.Application) -> None:
+    """On shutdown: tell every signalling socket we are going away, close every peer."""
+    sockets: set[web.WebSocketResponse] = app[WEBSOCKETS]
+    for ws in list(sockets):
+        with contextlib.suppress(ConnectionError):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+    if STREAMING in app:
+        sessions = set(app[STREAMING].sessions)
+        await asyncio.gather(*(s.close("server shutdown") for s in sessions))
+
+
+def _setup_cors(app: web.Application, origins: tuple[str, ...]) -> None:
+    """Same-origin only unless origins are configured (an external frontend elsewhere)."""
+    if not origins:
+        return
+    options = aiohttp_cors.ResourceOptions(
+        allow_credentials=True, expose_headers="*", allow_headers="*", allow_methods="*"
+    )
+    cors = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
+    for resource in list(app.router.resources()):
+        cors.add(resource)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the application: state, lifecycle, routes."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=JSON_BODY_LIMIT)
+    app[SETTINGS] = settings
+    app[LIBRARY] = Library(Path(settings.uploads), cache_bytes=settings.cache_bytes)
+    app[WEBSOCKETS] = set()
+    app.cleanup_ctx.extend([executor_ctx, library_ctx, streaming_ctx])
+    app.on_shutdown.append(close_sessions)
+    # aiortc offers no per-connection settings for these two; see their modules.
+    restrict_host_addresses(settings.ice_hosts)
+    configure_video_bitrate(settings.video_kbps)
+
+    app.add_routes(
+        [
+            web.get("/", index),
+            web.get("/health", health),
+            web.get("/images", list_images),
+            web.post("/images", post_images),
+            web.delete("/images", delete_all_images),
+            web.delete("/images/{series_uid}", delete_series),
+            web.get(r"/images/{series_uid}/frames/{index:\d+}.png", get_frame_png),
+            web.get("/ws", websocket_handler),
+            # The older service's streaming endpoints, kept for its clients.
+            web.post("/watershed", post_watershed),
+            web.post("/snakes", post_snakes),
+            web.post("/stop-stream", stop_rest_streams),
+            web.static("/static", STATIC_DIR),
+        ]
+    )
+    _setup_cors(app, settings.cors_origins)
+    return app

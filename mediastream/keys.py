@@ -1,0 +1,36 @@
+"""Typed keys for everything the application object holds: the one place app state is declared."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from mediastream.batching import Batcher
+from mediastream.dicom.library import Library
+from mediastream.settings import Settings
+from mediastream.streaming.session import StreamingContext
+
+__all__ = [
+    "EXECUTOR",
+    "INSPECTORS",
+    "LIBRARY",
+    "SETTINGS",
+    "STREAMING",
+    "UPLOAD_THREADS",
+    "WEBSOCKETS",
+]
+
+SETTINGS = web.AppKey("settings", Settings)
+LIBRARY = web.AppKey("library", Library)
+# Blocking library work (header parsing, decoding, PNG encoding, file writes) runs here,
+# never on the event loop.
+EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+# Uploads: file writes and commits batched onto the library threads; validation (CPU-bound
+# DICOM parsing) batched onto worker processes, so it never holds the event loop's GIL.
+UPLOAD_THREADS = web.AppKey("upload_threads", Batcher)
+INSPECTORS = web.AppKey("inspectors", Batcher)
+# Sessions, their shared renderer and render workers.
+STREAMING = web.AppKey("streaming", StreamingContext)
+# Open signalling sockets, closed with GOING_AWAY on shutdown.
+WEBSOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("websockets")

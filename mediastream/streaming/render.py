@@ -1,0 +1,221 @@
+"""Rendering slices for the stream: display pipeline → segmentation → video-ready I420 picture.
+
+Everything here is blocking and runs in worker threads. Final results are kept in a `ResultCache`
+shared by all sessions and keyed by everything that determines the picture (series, slice, window,
+algorithm, parameters), so looping a series — or a second viewer of the same series — costs only
+the video encoding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+import segmentation
+from mediastream.dicom.display import DisplayFrame
+from mediastream.dicom.library import Library
+from mediastream.streaming.state import StreamState
+from segmentation import EvolvingAlgorithm
+
+__all__ = ["RenderedFrame", "ResultCache", "Renderer", "render_key"]
+
+RenderKey = tuple[Hashable, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderedFrame:
+    """A picture ready for the encoder, and what the client is told about it."""
+
+    i420: NDArray[np.uint8]  # planar YUV 4:2:0, shape (height * 3 // 2, width), even sizes
+    index: int
+    count: int
+    algorithm: str
+    stage: str  # "preview" | "evolving" | "final"
+    stats: dict[str, Any]
+    timing_ms: dict[str, float]
+    cached: bool = False
+
+    @property
+    def width(self) -> int:
+        return int(self.i420.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.i420.shape[0] * 2 // 3)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.i420.nbytes)
+
+
+def render_key(state: StreamState) -> RenderKey:
+    window = None if state.window is None else (state.window.center, state.window.width)
+    params = tuple(sorted(state.params_json.items()))
+    return (state.series, state.index, window, state.algorithm, params)
+
+
+class ResultCache:
+    """A thread-safe LRU of final `RenderedFrame`s bounded by their size in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[RenderKey, RenderedFrame] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: RenderKey) -> RenderedFrame | None:
+        with self._lock:
+            frame = self._items.get(key)
+            if frame is not None:
+                self._items.move_to_end(key)
+            return frame
+
+    def put(self, key: RenderKey, frame: RenderedFrame) -> None:
+        if frame.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._items[key] = frame
+            self._bytes += frame.nbytes
+            while self._bytes > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self._bytes -= evicted.nbytes
+
+    def discard_series(self, series_uid: str) -> None:
+        with self._lock:
+            for key in [k for k in self._items if k[0] == series_uid]:
+                self._bytes -= self._items.pop(key).nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+def _to_i420(bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """BGR → planar YUV 4:2:0 (BT.601, video range, as decoders expect); pads odd sizes."""
+    rows, cols = bgr.shape[:2]
+    if rows % 2 or cols % 2:
+        bgr = cv2.copyMakeBorder(bgr, 0, rows % 2, 0, cols % 2, cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
+
+
+def _background(display: DisplayFrame) -> NDArray[np.uint8] | None:
+    if display.rgb is None:
+        return None
+    return np.ascontiguousarray(cv2.cvtColor(display.rgb, cv2.COLOR_RGB2BGR))
+
+
+def _evolving(name: str) -> EvolvingAlgorithm:
+    algorithm = segmentation.get_algorithm(name)
+    if not isinstance(algorithm, EvolvingAlgorithm):
+        raise ValueError(f"algorithm {name!r} does not evolve")
+    return algorithm
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+class Renderer:
+    """Renders stream states to pictures, through the library and the shared result cache."""
+
+    def __init__(self, library: Library, cache: ResultCache) -> None:
+        self.library = library
+        self.cache = cache
+
+    def _load(self, state: StreamState) -> tuple[DisplayFrame, dict[str, Any], float]:
+        start = time.perf_counter()
+        display = self.library.frame(state.series, state.index, state.window)
+        spacing = self.library.get_series(state.series).pixel_spacing
+        kwargs: dict[str, Any] = {"spacing": spacing, "background": _background(display)}
+        return display, kwargs, _ms(start)
+
+    def _frame(
+        self, state: StreamState, result: Any, timing: dict[str, float], start: float
+    ) -> RenderedFrame:
+        convert = time.perf_counter()
+        i420 = _to_i420(result.overlay)
+        timing["convert"] = _ms(convert)
+        timing["total"] = _ms(start)
+        return RenderedFrame(
+            i420=i420,
+            index=state.index,
+            count=state.frame_count,
+            algorithm=state.algorithm,
+            stage=result.stage,
+            stats=dict(result.stats),
+            timing_ms=timing,
+        )
+
+    def cached(self, state: StreamState) -> RenderedFrame | None:
+        frame = self.cache.get(render_key(state))
+        return None if frame is None else dataclasses.replace(frame, cached=True)
+
+    def final(self, state: StreamState) -> RenderedFrame:
+        """The finished picture for `state` (from the cache when it is there)."""
+        hit = self.cached(state)
+        if hit is not None:
+            return hit
+        start = time.perf_counter()
+        display, kwargs, decode_ms = self._load(state)
+        algorithm = segmentation.get_algorithm(state.algorithm)
+        segment = time.perf_counter()
+        result = algorithm.segment(display.gray, state.params, **kwargs)
+        timing = {"decode": decode_ms, "segment": _ms(segment)}
+        frame = self._frame(state, result, timing, start)
+        self.cache.put(render_key(state), frame)
+        return frame
+
+    def evolves(self, state: StreamState) -> bool:
+        """Whether `state` has an evolution worth showing (not cached yet, evolving algorithm)."""
+        algorithm = segmentation.get_algorithm(state.algorithm)
+        return (
+            isinstance(algorithm, EvolvingAlgorithm) and self.cache.get(render_key(state)) is None
+        )
+
+    def preview(self, state: StreamState) -> RenderedFrame:
+        """The instant picture of an evolving algorithm's starting point."""
+        start = time.perf_counter()
+        display, kwargs, decode_ms = self._load(state)
+        algorithm = _evolving(state.algorithm)
+        segment = time.perf_counter()
+        result = algorithm.preview(display.gray, state.params, **kwargs)
+        return self._frame(state, result, {"decode": decode_ms, "segment": _ms(segment)}, start)
+
+    def evolution(self, state: StreamState) -> Iterator[RenderedFrame]:
+        """Pictures of the contour as it converges; the last one is final and gets cached.
+
+        Each `next()` does one short chunk of work, so a caller that moves on to a newer state
+        simply stops iterating.
+        """
+        display, kwargs, decode_ms = self._load(state)
+        algorithm = _evolving(state.algorithm)
+        chunks = algorithm.evolve(display.gray, state.params, **kwargs)
+        while True:
+            start = time.perf_counter()
+            result = next(chunks, None)
+            if result is None:
+                return
+            timing = {"decode": decode_ms, "segment": _ms(start)}
+            frame = self._frame(state, result, timing, start)
+            if frame.stage == "final":
+                self.cache.put(render_key(state), frame)
+            yield frame

@@ -1,0 +1,245 @@
+"""One streaming session per viewer: the peer connection, its track, control channel and player.
+
+The session is the only owner of these resources. It closes itself when the connection fails or
+closes; its owner (a WebSocket connection or the REST adapter) closes it on stop, on a replacing
+offer or when the socket goes away; the application closes every session on shutdown. `close` is
+idempotent and releases everything: player task, track, peer connection, membership in the app's
+set of sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceCandidate,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from mediastream.dicom.library import Library
+from mediastream.streaming.messages import (
+    ProtocolError,
+    error_message,
+    frame_message,
+    message_seq,
+    parse_message,
+    state_message,
+)
+from mediastream.streaming.player import Player
+from mediastream.streaming.render import Renderer
+from mediastream.streaming.state import InvalidUpdate, StreamState, apply_update
+from mediastream.streaming.track import Picture, SliceTrack
+
+__all__ = ["CONTROL_LABEL", "Session", "StreamingContext"]
+
+log = logging.getLogger(__name__)
+
+CONTROL_LABEL = "control"
+PC_CLOSE_TIMEOUT = 5.0
+Send = Callable[[dict[str, Any]], None]
+
+
+@dataclasses.dataclass
+class StreamingContext:
+    """What every session shares; one per application."""
+
+    library: Library
+    renderer: Renderer
+    executor: Executor
+    rtc_configuration: RTCConfiguration
+    max_fps: float
+    max_sessions: int
+    sessions: set[Session] = dataclasses.field(default_factory=set)
+
+    def has_room(self, replacing: Session | None = None) -> bool:
+        return len(self.sessions - {replacing} if replacing else self.sessions) < self.max_sessions
+
+
+class Session:
+    """A peer connection streaming one series to one viewer."""
+
+    def __init__(
+        self,
+        ctx: StreamingContext,
+        state: StreamState,
+        *,
+        signal: Send | None = None,
+        origin: str = "ws",
+        on_close: Callable[[Session, str], None] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.origin = origin
+        self.close_reason: str | None = None
+        self._signal = signal
+        self._on_close = on_close
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.control: RTCDataChannel | None = None
+        self.pc = RTCPeerConnection(ctx.rtc_configuration)
+        self.track = SliceTrack(max_fps=ctx.max_fps, on_sent=self._on_sent)
+        self.player = Player(
+            renderer=ctx.renderer,
+            executor=ctx.executor,
+            slot=self.track.slot,
+            state=state,
+            on_error=self._on_render_error,
+        )
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+        self.pc.on("track", self._on_remote_track)
+        ctx.sessions.add(self)
+
+    @property
+    def state(self) -> StreamState:
+        return self.player.state
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    # -- negotiation -----------------------------------------------------------------------
+
+    async def accept(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+        """Answer the client's offer; the answer carries all of the server's candidates."""
+        if offer.type != "offer":
+            raise ProtocolError(
+                "invalid_offer", f'Expected an SDP of type "offer", got {offer.type!r}.'
+            )
+        try:
+            await self.pc.setRemoteDescription(offer)
+        except (ValueError, AssertionError, IndexError, KeyError) as exc:
+            raise ProtocolError(
+                "invalid_offer", f"The offer SDP could not be used: {exc}."
+            ) from None
+        video = [t for t in self.pc.getTransceivers() if t.kind == "video"]
+        if not video:
+            raise ProtocolError(
+                "invalid_offer",
+                "The offer has no video section: add a video transceiver to receive the stream.",
+            )
+        transceiver = video[0]
+        transceiver.sender.replaceTrack(self.track)
+        # Media the client offers to send (the older app sends a blank canvas) is refused.
+        transceiver.direction = "sendonly"
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        self.player.start()
+        description = self.pc.localDescription
+        assert description is not None
+        return description
+
+    async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
+        """Add a trickled client candidate; `None` marks the end of candidates."""
+        await self.pc.addIceCandidate(candidate)
+
+    # -- control ---------------------------------------------------------------------------
+
+    def update(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply an ``update`` message; return the ``state`` or ``error`` reply."""
+        try:
+            seq = message_seq(message)
+        except ProtocolError as exc:
+            return error_message(exc.code, exc.detail)
+        changes = {k: v for k, v in message.items() if k not in ("type", "seq")}
+        try:
+            state = apply_update(self.player.state, changes, self.ctx.library)
+        except InvalidUpdate as exc:
+            return error_message(exc.code, exc.detail, seq)
+        self.player.show(state, seq)
+        return state_message(state.to_json(), seq)
+
+    def handle_control(self, data: str | bytes) -> dict[str, Any]:
+        """One message on the data channel → its reply."""
+        try:
+            message = parse_message(data, frozenset({"update"}))
+        except ProtocolError as exc:
+            return error_message(exc.code, exc.detail)
+        return self.update(message)
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label != CONTROL_LABEL:
+            return
+        self.control = channel
+
+        @channel.on("message")
+        def on_message(data: str | bytes) -> None:
+            if channel.readyState == "open":
+                channel.send(json.dumps(self.handle_control(data)))
+
+    def _send(self, message: dict[str, Any]) -> None:
+        """To the client: on the control channel when open, else over the signalling socket."""
+        if self.control is not None and self.control.readyState == "open":
+            self.control.send(json.dumps(message))
+        elif self._signal is not None:
+            self._signal(message)
+
+    def _on_sent(self, picture: Picture, pts: int) -> None:
+        self._send(frame_message(picture.frame, picture.seq, pts))
+
+    def _on_render_error(self, code: str, detail: str, seq: int | None) -> None:
+        self._send(error_message(code, detail, seq))
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state in ("failed", "closed") and not self._closing:
+            self._spawn(self.close(f"connection {state}"))
+
+    def _on_remote_track(self, track: MediaStreamTrack) -> None:
+        # Consume anything the client sends anyway, so nothing queues up in memory.
+        self._spawn(_drain(track))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self, reason: str) -> None:
+        """Release everything this session holds; idempotent.
+
+        A second caller waits for the first to finish, so shutdown never leaves a session
+        half-closed (aiortc may already be closing the connection itself when the peer left).
+        """
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self.close_reason = reason
+        try:
+            await self.player.stop()
+            self.track.stop()
+            try:
+                await asyncio.wait_for(self.pc.close(), PC_CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.warning("peer connection did not close within %s s", PC_CLOSE_TIMEOUT)
+            current = asyncio.current_task()
+            for task in list(self._tasks):
+                if task is not current:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        finally:
+            self.ctx.sessions.discard(self)
+            self._closed.set()
+        if self._on_close is not None:
+            self._on_close(self, reason)
+        log.info("session closed: %s", reason)
+
+
+async def _drain(track: MediaStreamTrack) -> None:
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()

@@ -1,0 +1,165 @@
+"""WebSocket signalling, ``GET /ws``: protocol v1 (docs/protocol.md).
+
+One `SignallingConnection` per socket. Only the handler task reads from the socket; everything
+sent to the client (replies, frame metadata for clients without a data channel, "stopped") goes
+through one outbox drained by a writer task, so messages keep their order. A socket owns at most
+one session: a new offer replaces it, ``stop`` ends it, closing the socket releases it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from aiortc import RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from mediastream.keys import STREAMING, WEBSOCKETS
+from mediastream.streaming.messages import (
+    ProtocolError,
+    error_message,
+    hello_message,
+    parse_message,
+)
+from mediastream.streaming.session import Session, StreamingContext
+from mediastream.streaming.state import InvalidUpdate, initial_state
+
+__all__ = ["SignallingConnection", "websocket_handler"]
+
+log = logging.getLogger(__name__)
+
+CLIENT_TYPES = frozenset({"offer", "candidate", "update", "stop", "ping"})
+HEARTBEAT_SECONDS = 20.0
+
+
+class SignallingConnection:
+    def __init__(self, ctx: StreamingContext, ws: web.WebSocketResponse) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        self.session: Session | None = None
+        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write(), name="ws-writer")
+
+    def post(self, message: dict[str, Any]) -> None:
+        """Queue a message for the client (safe from any task or callback)."""
+        self._outbox.put_nowait(message)
+
+    async def _write(self) -> None:
+        while (message := await self._outbox.get()) is not None:
+            if self.ws.closed:
+                continue
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_json(message)
+
+    async def handle(self, data: str | bytes) -> None:
+        """Act on one client message; every failure becomes an error reply."""
+        try:
+            message = parse_message(data, CLIENT_TYPES)
+            kind = message["type"]
+            if kind == "offer":
+                await self._offer(message)
+            elif kind == "candidate":
+                await self._candidate(message)
+            elif kind == "update":
+                self.post(self._require_session().update(message))
+            elif kind == "stop":
+                await self._stop()
+            elif kind == "ping":
+                self.post({"type": "pong", "id": message.get("id")})
+        except (ProtocolError, InvalidUpdate) as exc:
+            self.post(error_message(exc.code, exc.detail))
+        except Exception:  # a bug must not close the socket or leak a traceback
+            log.exception("signalling message failed")
+            self.post(error_message("internal_error", "The server failed to handle that message."))
+
+    def _require_session(self) -> Session:
+        if self.session is None or self.session.closed:
+            raise ProtocolError(
+                "no_stream", "There is no stream on this socket: send an offer first."
+            )
+        return self.session
+
+    async def _offer(self, message: Mapping[str, Any]) -> None:
+        sdp = message.get("sdp")
+        if not isinstance(sdp, str) or not sdp.strip():
+            raise ProtocolError("invalid_offer", 'An offer needs an "sdp" string.')
+        requested = message.get("state")
+        if requested is not None and not isinstance(requested, Mapping):
+            raise ProtocolError("invalid_update", "state must be an object.")
+        state = initial_state(self.ctx.library, requested)
+        if not self.ctx.has_room(replacing=self.session):
+            raise ProtocolError(
+                "too_many_sessions",
+                f"The server is streaming to {self.ctx.max_sessions} viewers already; "
+                "try again when one has stopped.",
+            )
+        if self.session is not None:
+            await self.session.close("replaced by a new offer")
+        session = Session(self.ctx, state, signal=self.post, on_close=self._session_closed)
+        self.session = session
+        try:
+            answer = await session.accept(RTCSessionDescription(sdp=sdp, type="offer"))
+        except ProtocolError:
+            await session.close("offer refused")
+            raise
+        self.post({"type": "answer", "sdp": answer.sdp})
+
+    async def _candidate(self, message: Mapping[str, Any]) -> None:
+        session = self._require_session()
+        text = message.get("candidate")
+        if not text:  # empty or absent: the client has no more candidates
+            await session.add_candidate(None)
+            return
+        mid, index = message.get("sdpMid"), message.get("sdpMLineIndex")
+        try:
+            if not isinstance(text, str):
+                raise ValueError(text)
+            candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+            candidate.sdpMid = mid if isinstance(mid, str) else None
+            candidate.sdpMLineIndex = index if isinstance(index, int) else None
+            if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+                candidate.sdpMLineIndex = 0
+        except (ValueError, AssertionError, IndexError, TypeError):
+            raise ProtocolError(
+                "invalid_candidate", f"Not an ICE candidate line: {str(text)[:80]!r}."
+            ) from None
+        await session.add_candidate(candidate)
+
+    async def _stop(self) -> None:
+        session = self._require_session()
+        await session.close("stopped by the client")
+
+    def _session_closed(self, session: Session, reason: str) -> None:
+        if session is self.session:
+            self.session = None
+        self.post({"type": "stopped", "reason": reason})
+
+    async def close(self) -> None:
+        """The socket is gone: release the session and the writer."""
+        if self.session is not None:
+            await self.session.close("socket closed")
+        self._outbox.put_nowait(None)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+
+
+async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+    """``GET /ws``: prepare → register → read messages → unregister and release."""
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+    await ws.prepare(request)
+    sockets = request.app[WEBSOCKETS]
+    sockets.add(ws)
+    connection = SignallingConnection(request.app[STREAMING], ws)
+    try:
+        connection.post(hello_message())
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await connection.handle(msg.data)
+    finally:
+        sockets.discard(ws)
+        await connection.close()
+    return ws

@@ -1,0 +1,201 @@
+"""The stream state: what a session shows, and how a client's update changes it.
+
+A `StreamState` is immutable; an update produces a new one or raises `InvalidUpdate` and leaves
+the current one in force. Validation that needs the library (does the series exist, how many
+slices has it) goes through the small `SeriesLookup` protocol so this module stays pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import segmentation
+from mediastream.dicom.display import Window
+from mediastream.dicom.errors import SeriesNotFound
+from mediastream.dicom.library import SeriesInfo
+
+__all__ = [
+    "DEFAULT_ALGORITHM",
+    "MAX_IMAGE_DELAY",
+    "STATE_FIELDS",
+    "InvalidUpdate",
+    "SeriesLookup",
+    "StreamState",
+    "apply_update",
+    "initial_state",
+]
+
+DEFAULT_ALGORITHM = "none"
+MAX_IMAGE_DELAY = 3600.0
+STATE_FIELDS = ("series", "algorithm", "params", "image_delay", "window", "playing", "index")
+
+
+class InvalidUpdate(ValueError):
+    """An update the server refuses; the current state stays in force."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class SeriesLookup(Protocol):
+    def get_series(self, series_uid: str) -> SeriesInfo: ...
+
+    def latest_series_uid(self) -> str | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamState:
+    """One stream's state, as clients see it (see docs/protocol.md)."""
+
+    series: str
+    frame_count: int
+    algorithm: str = DEFAULT_ALGORITHM
+    params: Any = None  # the algorithm's frozen params dataclass
+    image_delay: float = 1.0
+    window: Window | None = None
+    playing: bool = True
+    index: int = 0
+
+    def __post_init__(self) -> None:
+        if self.params is None:
+            object.__setattr__(
+                self, "params", segmentation.get_algorithm(self.algorithm).default_params()
+            )
+        if not 0 <= self.index < self.frame_count:
+            raise ValueError(f"index must be between 0 and {self.frame_count - 1}")
+
+    @property
+    def params_json(self) -> dict[str, Any]:
+        return dict(self.params.to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "series": self.series,
+            "algorithm": self.algorithm,
+            "params": self.params_json,
+            "image_delay": self.image_delay,
+            "window": None
+            if self.window is None
+            else {"center": self.window.center, "width": self.window.width},
+            "playing": self.playing,
+            "index": self.index,
+            "count": self.frame_count,
+        }
+
+    def advanced(self) -> StreamState:
+        """The state after the play clock moves to the next slice (looping)."""
+        return dataclasses.replace(self, index=(self.index + 1) % self.frame_count)
+
+
+def _series(library: SeriesLookup, uid: Any) -> SeriesInfo:
+    if not isinstance(uid, str) or not uid:
+        raise InvalidUpdate("invalid_update", "series must be a SeriesInstanceUID string.")
+    try:
+        return library.get_series(uid)
+    except SeriesNotFound:
+        raise InvalidUpdate(
+            "series_not_found", f"There is no series {uid} in the library."
+        ) from None
+
+
+def _number(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidUpdate("invalid_update", f"{name} must be a number, got {value!r}.")
+    if not low <= value <= high:
+        raise InvalidUpdate(
+            "invalid_update", f"{name} must be between {low:g} and {high:g}, got {value:g}."
+        )
+    return float(value)
+
+
+def _window(value: Any) -> Window | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) - {"center", "width", "name"}:
+        raise InvalidUpdate(
+            "invalid_update", 'window must be {"center": number, "width": number} or null.'
+        )
+    center = _number("window.center", value.get("center"), -1e9, 1e9)
+    width = _number("window.width", value.get("width"), 1, 1e9)
+    return Window(center=center, width=width)
+
+
+def _params(algorithm: str, base: Mapping[str, Any], changes: Any) -> Any:
+    if not isinstance(changes, Mapping):
+        raise InvalidUpdate("invalid_params", "params must be an object of parameter values.")
+    try:
+        return segmentation.get_algorithm(algorithm).parse_params({**base, **changes})
+    except ValueError as exc:
+        raise InvalidUpdate("invalid_params", str(exc)) from None
+
+
+def apply_update(
+    state: StreamState, changes: Mapping[str, Any], library: SeriesLookup
+) -> StreamState:
+    """Return `state` with `changes` (any subset of the state's fields) applied.
+
+    ``params`` merge into the current parameters; a new ``algorithm`` starts from that algorithm's
+    defaults plus the given ``params``. A new ``series`` starts at slice 0 unless ``index`` is
+    given. Raises `InvalidUpdate` naming the offending field; nothing is applied then.
+    """
+    unknown = sorted(set(changes) - set(STATE_FIELDS))
+    if unknown:
+        raise InvalidUpdate(
+            "invalid_update",
+            f"Unknown state field(s): {', '.join(unknown)}; allowed: {', '.join(STATE_FIELDS)}.",
+        )
+    updates: dict[str, Any] = {}
+
+    if "series" in changes and changes["series"] != state.series:
+        info = _series(library, changes["series"])
+        updates.update(series=info.series_uid, frame_count=info.frame_count, index=0)
+
+    algorithm = state.algorithm
+    if "algorithm" in changes and changes["algorithm"] != state.algorithm:
+        algorithm = changes["algorithm"]
+        if algorithm not in segmentation.algorithm_names():
+            raise InvalidUpdate(
+                "invalid_update",
+                f"algorithm must be one of {', '.join(segmentation.algorithm_names())}, "
+                f"got {algorithm!r}.",
+            )
+        base: Mapping[str, Any] = {}
+        updates["algorithm"] = algorithm
+        updates["params"] = _params(algorithm, base, changes.get("params", {}))
+    elif "params" in changes:
+        updates["params"] = _params(algorithm, state.params_json, changes["params"])
+
+    if "image_delay" in changes:
+        updates["image_delay"] = _number("image_delay", changes["image_delay"], 0, MAX_IMAGE_DELAY)
+    if "window" in changes:
+        updates["window"] = _window(changes["window"])
+    if "playing" in changes:
+        if not isinstance(changes["playing"], bool):
+            raise InvalidUpdate("invalid_update", "playing must be true or false.")
+        updates["playing"] = changes["playing"]
+    if "index" in changes:
+        count = updates.get("frame_count", state.frame_count)
+        value = changes["index"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < count:
+            raise InvalidUpdate(
+                "invalid_update",
+                f"index must be a whole number from 0 to {count - 1}, got {value!r}.",
+            )
+        updates["index"] = value
+    return dataclasses.replace(state, **updates)
+
+
+def initial_state(library: SeriesLookup, requested: Mapping[str, Any] | None) -> StreamState:
+    """The state a new stream starts in: the most recent series, plain image, then `requested`."""
+    requested = requested or {}
+    uid = requested.get("series") or library.latest_series_uid()
+    if uid is None:
+        raise InvalidUpdate("no_series", "The library is empty: upload a DICOM series first.")
+    info = _series(library, uid)
+    state = StreamState(series=info.series_uid, frame_count=info.frame_count)
+    return apply_update(state, {k: v for k, v in requested.items() if k != "series"}, library)

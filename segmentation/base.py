@@ -1,0 +1,230 @@
+"""The contract every segmentation algorithm fulfils, and the input checks they share.
+
+An algorithm is a stateless object (safe to share between threads) with a ``name``, a JSON
+``schema()``, ``parse_params()`` and ``segment()``. Algorithms that can show their result forming
+(active contours) subclass :class:`EvolvingAlgorithm` and add ``preview()`` and ``evolve()``;
+callers find out with ``algorithm.supports_evolution`` (or ``isinstance(alg,
+EvolvingAlgorithm)``, which also narrows the type for mypy).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from segmentation.params import Params
+
+__all__ = [
+    "Algorithm",
+    "EvolvingAlgorithm",
+    "SegmentationResult",
+    "Spacing",
+    "Stage",
+    "StatValue",
+    "base_overlay",
+    "check_inputs",
+    "check_kernel_fits",
+]
+
+Stage = Literal["final", "evolving", "preview"]
+StatValue = int | float | list[float] | None
+Spacing = tuple[float, float]
+_P = TypeVar("_P", bound=Params)
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """What ``segment``/``preview``/``evolve`` return.
+
+    Attributes
+    ----------
+    overlay : ndarray of shape (M, N, 3), uint8
+        BGR image with the segmentation drawn on it; a new array the caller owns.
+    stats : dict
+        JSON-serialisable measurements (see each algorithm); millimetre values are ``None``
+        when the pixel spacing is unknown.
+    contour : ndarray of shape (K, 2), float64, or None
+        The closed contour as (row, col) points in image pixels (snakes only).
+    stage : {"final", "evolving", "preview"}
+        ``"final"`` for a finished result, ``"evolving"`` for an intermediate contour and
+        ``"preview"`` for the instant initial-contour drawing.
+    """
+
+    overlay: NDArray[np.uint8]
+    stats: dict[str, StatValue]
+    contour: NDArray[np.float64] | None = None
+    stage: Stage = "final"
+
+
+class Algorithm(ABC):
+    """Base of every algorithm: metadata, parameter handling and ``segment``."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    description: ClassVar[str]
+    params_type: ClassVar[type[Params]]
+    #: True for algorithms that also offer ``preview`` and ``evolve`` (see EvolvingAlgorithm).
+    supports_evolution: ClassVar[bool] = False
+
+    def schema(self) -> dict[str, Any]:
+        """JSON-serialisable description: label, description and every parameter's spec."""
+        return {
+            "label": self.label,
+            "description": self.description,
+            "params": self.params_type.schema(),
+        }
+
+    def default_params(self) -> Params:
+        return self.params_type()
+
+    def parse_params(self, mapping: Mapping[str, object]) -> Params:
+        """Validate JSON numbers or numeric strings into this algorithm's parameters.
+
+        Raises
+        ------
+        ValueError
+            Unknown parameter names, non-numbers and out-of-range values, naming the
+            parameter and its allowed range.
+        """
+        return self.params_type.from_mapping(mapping)
+
+    @abstractmethod
+    def segment(
+        self,
+        gray: NDArray[np.uint8],
+        params: Params,
+        *,
+        spacing: Sequence[float] | None = None,
+        background: NDArray[np.uint8] | None = None,
+    ) -> SegmentationResult:
+        """Segment ``gray`` (never modified) and draw the result on a copy of it.
+
+        Parameters
+        ----------
+        gray : ndarray of shape (M, N), uint8
+            The image to segment.
+        params : Params
+            This algorithm's parameters (from ``parse_params`` or ``default_params``).
+        spacing : (float, float), optional
+            (row, col) millimetres per pixel, for the ``*_mm`` / ``*_mm2`` stats.
+        background : ndarray of shape (M, N, 3), uint8, optional
+            BGR image to draw on instead of ``gray`` (colour sources).
+        """
+
+    def _own_params(self, params: Params, expected: type[_P]) -> _P:
+        if not isinstance(params, expected):
+            raise TypeError(
+                f"{self.name} expects {expected.__name__}, got {type(params).__name__}; "
+                f"use get_algorithm({self.name!r}).parse_params(...)"
+            )
+        return params
+
+
+class EvolvingAlgorithm(Algorithm):
+    """An algorithm whose result forms over time and can be previewed and streamed."""
+
+    supports_evolution: ClassVar[bool] = True
+
+    @abstractmethod
+    def preview(
+        self,
+        gray: NDArray[np.uint8],
+        params: Params,
+        *,
+        spacing: Sequence[float] | None = None,
+        background: NDArray[np.uint8] | None = None,
+    ) -> SegmentationResult:
+        """Draw only the starting state, cheaply (stage ``"preview"``)."""
+
+    @abstractmethod
+    def evolve(
+        self,
+        gray: NDArray[np.uint8],
+        params: Params,
+        *,
+        spacing: Sequence[float] | None = None,
+        background: NDArray[np.uint8] | None = None,
+        init: NDArray[np.floating[Any]] | None = None,
+    ) -> Generator[SegmentationResult, None, None]:
+        """Yield ``"evolving"`` results in short steps, then one ``"final"`` result.
+
+        Each ``next()`` does a bounded amount of work (tens of milliseconds); the generator
+        holds no resources, so abandoning it midway is safe. ``init`` warm-starts from an
+        earlier contour ((K, 2) (row, col) points), e.g. the previous slice's result.
+        """
+
+
+def check_inputs(
+    gray: object,
+    spacing: Sequence[float] | None,
+    background: object,
+) -> tuple[NDArray[np.uint8], Spacing | None, NDArray[np.uint8] | None]:
+    """Validate the arguments every ``segment`` takes; return contiguous arrays and spacing.
+
+    Raises
+    ------
+    ValueError
+        Naming ``gray``, ``spacing`` or ``background`` and what was expected.
+    """
+    if not isinstance(gray, np.ndarray) or gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ValueError(f"gray must be a 2-D uint8 array, got {_describe(gray)}")
+    if min(gray.shape) < 3:
+        raise ValueError(f"gray must be at least 3×3 pixels, got {gray.shape[0]}×{gray.shape[1]}")
+    checked_spacing: Spacing | None = None
+    if spacing is not None:
+        try:
+            row_mm, col_mm = (float(v) for v in spacing)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"spacing must be (row, col) millimetres per pixel, got {spacing!r}"
+            ) from None
+        if not all(math.isfinite(v) and v > 0 for v in (row_mm, col_mm)):
+            raise ValueError(f"spacing must be two positive finite numbers, got {spacing!r}")
+        checked_spacing = (row_mm, col_mm)
+    checked_background: NDArray[np.uint8] | None = None
+    if background is not None:
+        expected = (*gray.shape, 3)
+        if (
+            not isinstance(background, np.ndarray)
+            or background.dtype != np.uint8
+            or background.shape != expected
+        ):
+            raise ValueError(
+                f"background must be a uint8 array of shape {expected} (BGR, same size as "
+                f"gray), got {_describe(background)}"
+            )
+        checked_background = np.ascontiguousarray(background)
+    return np.ascontiguousarray(gray), checked_spacing, checked_background
+
+
+def check_kernel_fits(kernel_size: int, shape: tuple[int, ...]) -> None:
+    """A smoothing kernel larger than the image is a mistake, not something to pad around."""
+    limit = min(shape[:2])
+    if kernel_size > limit:
+        largest = limit if limit % 2 else limit - 1
+        raise ValueError(
+            f"kernel_size must be at most {largest} for this {shape[0]}×{shape[1]} image, "
+            f"got {kernel_size}"
+        )
+
+
+def base_overlay(
+    gray: NDArray[np.uint8], background: NDArray[np.uint8] | None
+) -> NDArray[np.uint8]:
+    """A new BGR image to draw on: a copy of ``background``, or ``gray`` as BGR."""
+    if background is not None:
+        return background.copy()
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    return type(value).__name__

@@ -1,0 +1,84 @@
+"""Command-line flags, environment fallbacks and validation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mediastream.settings import Settings, parse_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults() -> None:
+    settings = parse_settings([], environ={})
+    assert settings == Settings()
+    assert (settings.host, settings.port, settings.uploads) == ("127.0.0.1", 8000, Path("uploads"))
+    assert settings.demo and settings.cors_origins == ()
+    assert settings.max_upload_bytes == 2048 * 1024 * 1024
+
+
+def test_flags() -> None:
+    settings = parse_settings(
+        [
+            "--host=0.0.0.0",
+            "--port=9000",
+            "--uploads=/tmp/x",
+            "--no-demo",
+            "--cors-origin=https://a.example",
+            "--cors-origin=http://b.example:8080",
+            "--max-upload-mb=10",
+            "--cache-mb=64",
+        ],
+        environ={},
+    )
+    assert settings.host == "0.0.0.0" and settings.port == 9000
+    assert settings.uploads == Path("/tmp/x") and not settings.demo
+    assert settings.cors_origins == ("https://a.example", "http://b.example:8080")
+    assert settings.max_upload_mb == 10 and settings.cache_bytes == 64 * 1024 * 1024
+
+
+def test_environment_fallbacks_and_flag_precedence() -> None:
+    env = {
+        "MEDIASTREAM_PORT": "8123",
+        "MEDIASTREAM_NO_DEMO": "1",
+        "MEDIASTREAM_CORS_ORIGIN": "https://a.example, https://b.example",
+        "MEDIASTREAM_CACHE_MB": "32",
+    }
+    settings = parse_settings([], environ=env)
+    assert settings.port == 8123 and not settings.demo and settings.cache_mb == 32
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert parse_settings(["--port=9"], environ=env).port == 9
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--port=70000"], ["--port=abc"], ["--max-upload-mb=0"], ["--cors-origin=a.example"]],
+)
+def test_invalid_values_exit_with_usage(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_settings(argv, environ={})
+    assert exc.value.code == 2
+    assert "server.py: error:" in capsys.readouterr().err
+
+
+def test_invalid_environment_value_is_reported() -> None:
+    with pytest.raises(SystemExit):
+        parse_settings([], environ={"MEDIASTREAM_PORT": "eighty"})
+
+
+def test_server_help_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "server.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for flag in ("--host", "--port", "--uploads", "--no-demo", "--cors-origin", "--max-upload-mb"):
+        assert flag in result.stdout
