@@ -16,24 +16,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here, not at module level: worker processes re-import this module on start,
     # and `--help` should not wait for OpenCV and aiortc to load.
     import logging
+    import ssl
 
     from aiohttp import web
 
     from mediastream.app import create_app
-    from mediastream.settings import parse_settings
+    from mediastream.settings import is_loopback, parse_settings
+    from mediastream.web.security import RedactingAccessLogger, tls_context
 
     settings = parse_settings(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(settings)
+    log = logging.getLogger("mediastream")
+    try:
+        context = tls_context(settings)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"server.py: error: cannot load --tls-cert/--tls-key: {exc}", file=sys.stderr)
+        return 2
+    if settings.token is None and not is_loopback(settings.host):
+        log.warning(
+            "serving %s WITHOUT a token (--allow-unauthenticated): anyone who can reach this "
+            "address can read and delete the images",
+            settings.host,
+        )
+    scheme = "https" if context else "http"
     web.run_app(
-        app,
+        create_app(settings),
         host=settings.host,
         port=settings.port,
-        print=lambda _: logging.getLogger("mediastream").info(
-            "serving on http://%s:%d", settings.host, settings.port
-        ),
+        ssl_context=context,
+        access_log_class=RedactingAccessLogger,
+        print=lambda _: log.info("serving on %s://%s:%d", scheme, settings.host, settings.port),
         shutdown_timeout=5.0,
     )
     return 0

@@ -17,6 +17,7 @@ from aiohttp import WSCloseCode, web
 from mediastream import __version__
 from mediastream.batching import Batcher
 from mediastream.dicom.demo import install_demo
+from mediastream.dicom.ingest import Limits
 from mediastream.dicom.library import Library, init_inspector_process
 from mediastream.keys import (
     EXECUTOR,
@@ -34,8 +35,10 @@ from mediastream.streaming.rest import post_snakes, post_watershed, stop_rest_st
 from mediastream.streaming.session import StreamingContext
 from mediastream.streaming.signalling import websocket_handler
 from mediastream.streaming.video import configure_video_bitrate
+from mediastream.web.docs import openapi_json, redoc_page, swagger_ui_page
 from mediastream.web.errors import error_middleware
 from mediastream.web.images import delete_all_images, delete_series, get_frame_png, list_images
+from mediastream.web.security import auth_middleware
 from mediastream.web.upload import post_images
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -54,8 +57,19 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Liveness and counts; no patient data. `tasks` helps spot leaks (see bench/stream.py)."""
+    streaming = request.app[STREAMING]
     return web.json_response(
-        {"status": "ok", "version": __version__, "library": request.app[LIBRARY].counts()}
+        {
+            "status": "ok",
+            "version": __version__,
+            "library": request.app[LIBRARY].counts(),
+            "streaming": {
+                "sessions": len(streaming.sessions),
+                "max_sessions": streaming.max_sessions,
+                "tasks": len(asyncio.all_tasks()),
+            },
+        }
     )
 
 
@@ -101,6 +115,8 @@ async def streaming_ctx(app: web.Application) -> AsyncIterator[None]:
         rtc_configuration=rtc_configuration(settings.ice_servers),
         max_fps=settings.max_fps,
         max_sessions=settings.max_sessions,
+        max_message_bytes=settings.max_message_bytes,
+        max_updates_per_second=settings.max_updates_per_second,
     )
     yield
     await close_sessions(app)
@@ -132,9 +148,12 @@ def _setup_cors(app: web.Application, origins: tuple[str, ...]) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the application: state, lifecycle, routes."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=JSON_BODY_LIMIT)
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=JSON_BODY_LIMIT
+    )
     app[SETTINGS] = settings
-    app[LIBRARY] = Library(Path(settings.uploads), cache_bytes=settings.cache_bytes)
+    limits = Limits(max_frame_pixels=settings.max_frame_pixels, max_frames=settings.max_frames)
+    app[LIBRARY] = Library(Path(settings.uploads), cache_bytes=settings.cache_bytes, limits=limits)
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.extend([executor_ctx, library_ctx, streaming_ctx])
     app.on_shutdown.append(close_sessions)
@@ -146,6 +165,9 @@ def create_app(settings: Settings) -> web.Application:
         [
             web.get("/", index),
             web.get("/health", health),
+            web.get("/openapi.json", openapi_json),
+            web.get("/docs", swagger_ui_page),
+            web.get("/redoc", redoc_page),
             web.get("/images", list_images),
             web.post("/images", post_images),
             web.delete("/images", delete_all_images),

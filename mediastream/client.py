@@ -83,8 +83,9 @@ class ReceivedFrame:
 class StreamClient:
     """One WebSocket, at most one stream; see docs/protocol.md."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token
         self.timeout = timeout
         self.hello: Message | None = None
         self.pc: RTCPeerConnection | None = None
@@ -110,7 +111,8 @@ class StreamClient:
 
     async def connect(self) -> Message:
         self._http = aiohttp.ClientSession()
-        self._ws = await self._http.ws_connect(self.base_url + "/ws")
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._ws = await self._http.ws_connect(self.base_url + "/ws", headers=headers)
         self._tasks.append(asyncio.create_task(self._read_ws()))
         self.hello = await self.wait_for(lambda m: m["type"] == "hello")
         return self.hello

@@ -2,6 +2,7 @@
 
 Every flag ``--some-flag`` may also be given as ``MEDIASTREAM_SOME_FLAG`` in the environment; the
 flag wins when both are present. Repeatable flags take a comma-separated list from the environment.
+The flags are generated from the fields of `Settings`, so a new setting is one field.
 """
 
 from __future__ import annotations
@@ -12,49 +13,100 @@ import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ENV_PREFIX", "Settings", "build_parser", "parse_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "build_parser", "is_loopback", "parse_settings"]
 
 ENV_PREFIX = "MEDIASTREAM_"
 MiB = 1024 * 1024
+
+
+def _flag(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None) -> Any:
+    """A settings field with its command-line help (`flag` overrides the derived name)."""
+    return dataclasses.field(
+        default=default, metadata={"help": help, "flag": flag, "metavar": metavar}
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Everything `create_app` needs to know; validated on construction."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    uploads: Path = Path("uploads")
-    demo: bool = True
-    cors_origins: tuple[str, ...] = ()
-    max_upload_mb: int = 2048
-    cache_mb: int = 512
-    ingest_workers: int = 1
-    result_cache_mb: int = 256
-    ice_hosts: tuple[str, ...] = ()
-    ice_servers: tuple[str, ...] = ()
-    max_sessions: int = 16
-    max_fps: float = 30.0
-    video_kbps: int = 4000
+    host: str = _flag("127.0.0.1", "address to listen on")
+    port: int = _flag(8000, "TCP port")
+    uploads: Path = _flag(Path("uploads"), "folder holding the stored DICOM library")
+    demo: bool = _flag(
+        True, "do not generate the synthetic demo series into an empty library", flag="--no-demo"
+    )
+    cors_origins: tuple[str, ...] = _flag(
+        (),
+        "allow cross-origin requests from ORIGIN (repeatable); same-origin only by default",
+        flag="--cors-origin",
+        metavar="ORIGIN",
+    )
+    token: str | None = _flag(
+        None,
+        "require 'Authorization: Bearer TOKEN' on every API request (the page and /health stay "
+        "public); required when --host is not a loopback address",
+    )
+    allow_unauthenticated: bool = _flag(
+        False, "serve a non-loopback --host without a token (logs a warning)"
+    )
+    tls_cert: Path | None = _flag(None, "serve HTTPS/WSS with this certificate (PEM)")
+    tls_key: Path | None = _flag(None, "private key (PEM) for --tls-cert")
+    max_upload_mb: int = _flag(2048, "largest upload request, in MiB")
+    max_file_mb: int = _flag(1024, "largest single uploaded file, in MiB")
+    max_frame_pixels: int = _flag(
+        8192 * 8192, "largest frame (rows × columns) accepted, checked before decoding"
+    )
+    max_frames: int = _flag(50_000, "most frames in one uploaded file, checked before decoding")
+    cache_mb: int = _flag(512, "memory bound for decoded frames, in MiB")
+    ingest_workers: int = _flag(1, "processes validating uploaded files")
+    result_cache_mb: int = _flag(256, "memory bound for rendered (segmented) frames, in MiB")
+    ice_hosts: tuple[str, ...] = _flag(
+        (),
+        "gather ICE host candidates on ADDR only (repeatable; 127.0.0.1 allowed); "
+        "default: every interface but loopback",
+        flag="--ice-host",
+        metavar="ADDR",
+    )
+    ice_servers: tuple[str, ...] = _flag(
+        (),
+        "STUN/TURN server (repeatable), e.g. stun:stun.example.org:3478 or "
+        "turn:user:password@turn.example.org:3478; none by default",
+        flag="--ice-server",
+        metavar="URL",
+    )
+    max_sessions: int = _flag(16, "most streams at once; more are refused")
+    max_fps: float = _flag(30.0, "frame cap per stream")
+    video_kbps: int = _flag(4000, "highest video bitrate per stream, in kbit/s")
+    max_message_kb: int = _flag(256, "largest WebSocket or data-channel message, in KiB")
+    max_updates_per_second: int = _flag(
+        60, "stream updates applied per second per session; the excess is merged, latest wins"
+    )
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be between 0 and 65535, got {self.port}")
-        if self.max_upload_mb < 1:
-            raise ValueError(f"max_upload_mb must be at least 1, got {self.max_upload_mb}")
-        if self.cache_mb < 0:
-            raise ValueError(f"cache_mb must be 0 or more, got {self.cache_mb}")
-        if not 1 <= self.ingest_workers <= 64:
-            raise ValueError(f"ingest_workers must be between 1 and 64, got {self.ingest_workers}")
-        if self.result_cache_mb < 0:
-            raise ValueError(f"result_cache_mb must be 0 or more, got {self.result_cache_mb}")
-        if not 1 <= self.max_sessions <= 1000:
-            raise ValueError(f"max_sessions must be between 1 and 1000, got {self.max_sessions}")
-        if not 1 <= self.max_fps <= 120:
-            raise ValueError(f"max_fps must be between 1 and 120, got {self.max_fps}")
-        if not 300 <= self.video_kbps <= 50_000:
-            raise ValueError(f"video_kbps must be between 300 and 50000, got {self.video_kbps}")
+        _check_range("port", self.port, 0, 65535)
+        for name in ("max_upload_mb", "max_file_mb", "max_frame_pixels", "max_frames"):
+            _check_range(name, getattr(self, name), 1, 1 << 40)
+        for name in ("cache_mb", "result_cache_mb"):
+            _check_range(name, getattr(self, name), 0, 1 << 20)
+        _check_range("ingest_workers", self.ingest_workers, 1, 64)
+        _check_range("max_sessions", self.max_sessions, 1, 1000)
+        _check_range("max_fps", self.max_fps, 1, 120)
+        _check_range("video_kbps", self.video_kbps, 300, 50_000)
+        _check_range("max_message_kb", self.max_message_kb, 1, 16 * 1024)
+        _check_range("max_updates_per_second", self.max_updates_per_second, 1, 10_000)
         for address in self.ice_hosts:
             try:
                 ipaddress.ip_address(address)
@@ -68,10 +120,24 @@ class Settings:
                 raise ValueError(
                     f"cors origin must look like 'https://host[:port]' with no path, got {origin!r}"
                 )
+        if self.token is not None and len(self.token) < 16:
+            raise ValueError("token must be at least 16 characters long")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give --tls-cert and --tls-key together")
+        if not is_loopback(self.host) and self.token is None and not self.allow_unauthenticated:
+            raise ValueError(
+                f"--host {self.host} is reachable from other machines, and medical images must "
+                "not be readable by anyone who can reach it: give --token (or "
+                f"{ENV_PREFIX}TOKEN), or --allow-unauthenticated to accept that risk"
+            )
 
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * MiB
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * MiB
 
     @property
     def cache_bytes(self) -> int:
@@ -81,130 +147,58 @@ class Settings:
     def result_cache_bytes(self) -> int:
         return self.result_cache_mb * MiB
 
+    @property
+    def max_message_bytes(self) -> int:
+        return self.max_message_kb * 1024
 
-def _env(environ: Mapping[str, str], flag: str) -> str | None:
-    return environ.get(ENV_PREFIX + flag.upper().replace("-", "_"))
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
 
 
-def _env_bool(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in {"1", "true", "yes", "on"}
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").upper().replace("-", "_")
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
-    """The command-line parser; defaults come from `environ` where it has a value."""
+    """The command-line parser, one flag per `Settings` field; defaults read from `environ`."""
     env = os.environ if environ is None else environ
-    defaults = Settings()
-
-    def default(flag: str, fallback: object) -> object:
-        value = _env(env, flag)
-        return fallback if value is None else value
-
-    def env_list(flag: str) -> list[str]:
-        value = _env(env, flag)
-        return [item.strip() for item in value.split(",") if item.strip()] if value else []
-
     parser = argparse.ArgumentParser(
         prog="server.py",
         description="Stream DICOM series as live WebRTC video with interactive segmentation.",
         epilog=f"Every flag can also be set as an environment variable {ENV_PREFIX}<FLAG> "
         f"(e.g. {ENV_PREFIX}PORT=8080); repeatable flags take a comma-separated list.",
     )
-    parser.add_argument(
-        "--host",
-        default=default("host", defaults.host),
-        help="address to listen on (default %(default)s)",
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=default("port", defaults.port),
-        help="TCP port (default %(default)s)",
-    )
-    parser.add_argument(
-        "--uploads",
-        type=Path,
-        default=default("uploads", defaults.uploads),
-        help="folder holding the stored DICOM library (default %(default)s)",
-    )
-    parser.add_argument(
-        "--no-demo",
-        action="store_true",
-        default=_env_bool(_env(env, "no-demo")),
-        help="do not generate the synthetic demo series when the library is empty",
-    )
-    parser.add_argument(
-        "--cors-origin",
-        action="append",
-        dest="cors_origins",
-        default=None,
-        metavar="ORIGIN",
-        help="allow cross-origin requests from ORIGIN (repeatable); same-origin only by default",
-    )
-    parser.add_argument(
-        "--max-upload-mb",
-        type=int,
-        default=default("max-upload-mb", defaults.max_upload_mb),
-        help="largest accepted upload request, in MiB (default %(default)s)",
-    )
-    parser.add_argument(
-        "--cache-mb",
-        type=int,
-        default=default("cache-mb", defaults.cache_mb),
-        help="memory bound for decoded frames, in MiB (default %(default)s)",
-    )
-    parser.add_argument(
-        "--ingest-workers",
-        type=int,
-        default=default("ingest-workers", defaults.ingest_workers),
-        help="processes validating uploaded files (default %(default)s)",
-    )
-    parser.add_argument(
-        "--result-cache-mb",
-        type=int,
-        default=default("result-cache-mb", defaults.result_cache_mb),
-        help="memory bound for rendered (segmented) frames, in MiB (default %(default)s)",
-    )
-    parser.add_argument(
-        "--ice-host",
-        action="append",
-        dest="ice_hosts",
-        default=None,
-        metavar="ADDR",
-        help="gather ICE host candidates on ADDR only (repeatable; 127.0.0.1 allowed); "
-        "default: every interface but loopback",
-    )
-    parser.add_argument(
-        "--ice-server",
-        action="append",
-        dest="ice_servers",
-        default=None,
-        metavar="URL",
-        help="STUN/TURN server (repeatable), e.g. stun:stun.example.org:3478 or "
-        "turn:user:password@turn.example.org:3478; none by default",
-    )
-    parser.add_argument(
-        "--max-sessions",
-        type=int,
-        default=default("max-sessions", defaults.max_sessions),
-        help="most streams at once; more are refused (default %(default)s)",
-    )
-    parser.add_argument(
-        "--max-fps",
-        type=float,
-        default=default("max-fps", defaults.max_fps),
-        help="frame cap per stream (default %(default)s)",
-    )
-    parser.add_argument(
-        "--video-kbps",
-        type=int,
-        default=default("video-kbps", defaults.video_kbps),
-        help="highest video bitrate per stream in kbit/s (default %(default)s)",
-    )
-    parser.set_defaults(
-        _env_cors_origins=env_list("cors-origin"),
-        _env_ice_hosts=env_list("ice-host"),
-        _env_ice_servers=env_list("ice-server"),
-    )
+    for field in dataclasses.fields(Settings):
+        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+        raw = env.get(_env_name(flag))
+        kind = field.type if isinstance(field.type, str) else str(field.type)
+        options: dict[str, Any] = {"dest": field.name, "help": field.metadata["help"]}
+        if field.metadata["metavar"]:
+            options["metavar"] = field.metadata["metavar"]
+        if kind == "bool":
+            inverted = flag.startswith("--no-")
+            from_env = _env_bool(raw) if raw is not None else False
+            options["action"] = "store_false" if inverted else "store_true"
+            options["default"] = (not from_env) if inverted else (from_env or field.default)
+        elif kind.startswith("tuple"):
+            options["action"] = "append"
+            items = [item.strip() for item in raw.split(",") if item.strip()] if raw else []
+            options["default"] = items or None
+        else:
+            convert = {"int": int, "float": float}.get(kind.split(" ")[0], str)
+            if "Path" in kind:
+                convert = Path
+            options["type"] = convert
+            options["default"] = raw if raw is not None else field.default
+            if field.default is not None:
+                options["help"] += " (default %(default)s)"
+        parser.add_argument(flag, **options)
     return parser
 
 
@@ -216,23 +210,13 @@ def parse_settings(
     Exits with status 2 and a usage message on invalid values, like any argparse program.
     """
     parser = build_parser(environ)
-    args = parser.parse_args(argv)
+    args: dict[str, Any] = vars(parser.parse_args(argv))
+    values: dict[str, Any] = {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in args.items()
+        if value is not None
+    }
     try:
-        return Settings(
-            host=args.host,
-            port=int(args.port),
-            uploads=Path(args.uploads),
-            demo=not args.no_demo,
-            cors_origins=tuple(args.cors_origins or args._env_cors_origins),
-            max_upload_mb=int(args.max_upload_mb),
-            cache_mb=int(args.cache_mb),
-            ingest_workers=int(args.ingest_workers),
-            result_cache_mb=int(args.result_cache_mb),
-            ice_hosts=tuple(args.ice_hosts or args._env_ice_hosts),
-            ice_servers=tuple(args.ice_servers or args._env_ice_servers),
-            max_sessions=int(args.max_sessions),
-            max_fps=float(args.max_fps),
-            video_kbps=int(args.video_kbps),
-        )
+        return Settings(**values)
     except ValueError as exc:
         parser.error(str(exc))

@@ -81,7 +81,8 @@ class Algorithm(ABC):
             "params": self.params_type.schema(),
         }
 
-    def default_params(self) -> Params:
+    def default_params(self, shape: tuple[int, ...] | None = None) -> Params:
+        """The defaults; given an image `shape`, defaults that would not fit it are adapted."""
         return self.params_type()
 
     def parse_params(self, mapping: Mapping[str, object]) -> Params:
@@ -94,6 +95,15 @@ class Algorithm(ABC):
             parameter and its allowed range.
         """
         return self.params_type.from_mapping(mapping)
+
+    def check_image(self, params: Params, shape: tuple[int, ...]) -> None:
+        """Check `params` against an image of `shape` without segmenting anything.
+
+        Raises the same ``ValueError`` that ``segment`` would for parameters that do not fit
+        the image (a centre outside it, a kernel larger than it), so callers can refuse such
+        parameters before any work starts. The base algorithm has none.
+        """
+        return None
 
     @abstractmethod
     def segment(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -154,6 +154,22 @@ class Snakes(EvolvingAlgorithm):
         "(scikit-image active_contour)."
     )
     params_type = SnakeParams
+
+    def default_params(self, shape: tuple[int, ...] | None = None) -> SnakeParams:
+        """The older service's defaults (x=100, y=100, radius=50) where they fit the image;
+        on a smaller image, a circle around its centre instead."""
+        defaults = SnakeParams()
+        if shape is None:
+            return defaults
+        try:
+            _check_against_image(defaults, shape)
+        except ValueError:
+            h, w = shape[:2]
+            return replace(defaults, x=(w - 1) // 2, y=(h - 1) // 2, radius=max(1, min(h, w) // 4))
+        return defaults
+
+    def check_image(self, params: Params, shape: tuple[int, ...]) -> None:
+        _check_against_image(self._own_params(params, SnakeParams), shape)
 
     def preview(
         self,

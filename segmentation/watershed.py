@@ -87,6 +87,9 @@ class Watershed(Algorithm):
     )
     params_type = WatershedParams
 
+    def check_image(self, params: Params, shape: tuple[int, ...]) -> None:
+        check_kernel_fits(self._own_params(params, WatershedParams).kernel_size, shape)
+
     def segment(
         self,
         gray: NDArray[np.uint8],

@@ -25,6 +25,7 @@ def test_flags() -> None:
     settings = parse_settings(
         [
             "--host=0.0.0.0",
+            "--token=correct-horse-battery-staple",
             "--port=9000",
             "--uploads=/tmp/x",
             "--no-demo",
@@ -36,6 +37,7 @@ def test_flags() -> None:
         environ={},
     )
     assert settings.host == "0.0.0.0" and settings.port == 9000
+    assert settings.token == "correct-horse-battery-staple"
     assert settings.uploads == Path("/tmp/x") and not settings.demo
     assert settings.cors_origins == ("https://a.example", "http://b.example:8080")
     assert settings.max_upload_mb == 10 and settings.cache_bytes == 64 * 1024 * 1024
@@ -56,7 +58,15 @@ def test_environment_fallbacks_and_flag_precedence() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--port=70000"], ["--port=abc"], ["--max-upload-mb=0"], ["--cors-origin=a.example"]],
+    [
+        ["--port=70000"],
+        ["--port=abc"],
+        ["--max-upload-mb=0"],
+        ["--cors-origin=a.example"],
+        ["--token=short"],
+        ["--tls-cert=cert.pem"],
+        ["--ice-host=example.org"],
+    ],
 )
 def test_invalid_values_exit_with_usage(
     argv: list[str], capsys: pytest.CaptureFixture[str]
@@ -82,3 +92,18 @@ def test_server_help_runs() -> None:
     )
     for flag in ("--host", "--port", "--uploads", "--no-demo", "--cors-origin", "--max-upload-mb"):
         assert flag in result.stdout
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "example.org"])
+def test_reachable_host_needs_a_token(host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings([f"--host={host}"], environ={})
+    assert "--token" in capsys.readouterr().err
+    token = parse_settings([f"--host={host}"], environ={"MEDIASTREAM_TOKEN": "x" * 20})
+    assert token.token == "x" * 20
+    assert parse_settings([f"--host={host}", "--allow-unauthenticated"], environ={}).token is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "localhost"])
+def test_loopback_host_needs_no_token(host: str) -> None:
+    assert parse_settings([f"--host={host}"], environ={}).host == host

@@ -39,6 +39,7 @@ from mediastream.streaming.messages import (
 from mediastream.streaming.player import Player
 from mediastream.streaming.render import Renderer
 from mediastream.streaming.state import InvalidUpdate, StreamState, apply_update
+from mediastream.streaming.throttle import TokenBucket, merge_updates
 from mediastream.streaming.track import Picture, SliceTrack
 
 __all__ = ["CONTROL_LABEL", "Session", "StreamingContext"]
@@ -60,10 +61,21 @@ class StreamingContext:
     rtc_configuration: RTCConfiguration
     max_fps: float
     max_sessions: int
+    max_message_bytes: int = 256 * 1024
+    max_updates_per_second: int = 60
     sessions: set[Session] = dataclasses.field(default_factory=set)
 
     def has_room(self, replacing: Session | None = None) -> bool:
         return len(self.sessions - {replacing} if replacing else self.sessions) < self.max_sessions
+
+    async def series_deleted(self, series_uid: str | None) -> None:
+        """Stop the streams showing a deleted series (`None`: every series was deleted)."""
+        if series_uid is None:
+            self.renderer.cache.clear()
+        else:
+            self.renderer.cache.discard_series(series_uid)
+        doomed = [s for s in self.sessions if series_uid in (None, s.state.series)]
+        await asyncio.gather(*(s.close("the series was deleted") for s in doomed))
 
 
 class Session:
@@ -85,6 +97,8 @@ class Session:
         self._on_close = on_close
         self._closing = False
         self._closed = asyncio.Event()
+        self._bucket = TokenBucket(ctx.max_updates_per_second)
+        self._pending: tuple[dict[str, Any], int | None, Send] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.control: RTCDataChannel | None = None
         self.pc = RTCPeerConnection(ctx.rtc_configuration)
@@ -146,37 +160,74 @@ class Session:
 
     # -- control ---------------------------------------------------------------------------
 
-    def update(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply an ``update`` message; return the ``state`` or ``error`` reply."""
+    def update(self, message: Mapping[str, Any], reply: Send) -> None:
+        """Apply an ``update`` message and `reply` with ``state`` or ``error``.
+
+        Past the session's update rate, a valid update is merged into one pending update
+        (latest wins) and applied, and replied to, as soon as the rate allows.
+        """
         try:
             seq = message_seq(message)
         except ProtocolError as exc:
-            return error_message(exc.code, exc.detail)
+            reply(error_message(exc.code, exc.detail))
+            return
         changes = {k: v for k, v in message.items() if k not in ("type", "seq")}
+        if self._pending is not None or not self._bucket.take():
+            merged = merge_updates(self._pending[0] if self._pending else {}, changes)
+            try:  # refuse an invalid update now rather than after the wait
+                apply_update(self.player.state, merged, self.ctx.library)
+            except InvalidUpdate as exc:
+                reply(error_message(exc.code, exc.detail, seq))
+                return
+            if self._pending is None:
+                loop = asyncio.get_running_loop()
+                loop.call_later(self._bucket.wait_time(), self._apply_pending)
+            self._pending = (merged, seq, reply)
+            return
+        self._apply(changes, seq, reply)
+
+    def _apply(self, changes: Mapping[str, Any], seq: int | None, reply: Send) -> None:
         try:
             state = apply_update(self.player.state, changes, self.ctx.library)
         except InvalidUpdate as exc:
-            return error_message(exc.code, exc.detail, seq)
+            reply(error_message(exc.code, exc.detail, seq))
+            return
         self.player.show(state, seq)
-        return state_message(state.to_json(), seq)
+        reply(state_message(state.to_json(), seq))
 
-    def handle_control(self, data: str | bytes) -> dict[str, Any]:
-        """One message on the data channel → its reply."""
+    def _apply_pending(self) -> None:
+        if self._pending is None or self._closing:
+            return
+        if not self._bucket.take():
+            asyncio.get_running_loop().call_later(self._bucket.wait_time(), self._apply_pending)
+            return
+        (changes, seq, reply), self._pending = self._pending, None
+        self._apply(changes, seq, reply)
+
+    def handle_control(self, data: str | bytes, reply: Send) -> None:
+        """One message on the data channel."""
+        if len(data) > self.ctx.max_message_bytes:
+            reply(error_message("message_too_large", _too_large(len(data), self.ctx)))
+            return
         try:
             message = parse_message(data, frozenset({"update"}))
         except ProtocolError as exc:
-            return error_message(exc.code, exc.detail)
-        return self.update(message)
+            reply(error_message(exc.code, exc.detail))
+            return
+        self.update(message, reply)
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != CONTROL_LABEL:
             return
         self.control = channel
 
+        def reply(message: dict[str, Any]) -> None:
+            if channel.readyState == "open":
+                channel.send(json.dumps(message))
+
         @channel.on("message")
         def on_message(data: str | bytes) -> None:
-            if channel.readyState == "open":
-                channel.send(json.dumps(self.handle_control(data)))
+            self.handle_control(data, reply)
 
     def _send(self, message: dict[str, Any]) -> None:
         """To the client: on the control channel when open, else over the signalling socket."""
@@ -237,6 +288,10 @@ class Session:
         if self._on_close is not None:
             self._on_close(self, reason)
         log.info("session closed: %s", reason)
+
+
+def _too_large(size: int, ctx: StreamingContext) -> str:
+    return f"The message has {size} bytes; this server accepts at most {ctx.max_message_bytes}."
 
 
 async def _drain(track: MediaStreamTrack) -> None:

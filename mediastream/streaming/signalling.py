@@ -14,11 +14,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from aiortc import RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from mediastream.keys import STREAMING, WEBSOCKETS
+from mediastream.keys import SETTINGS, STREAMING, WEBSOCKETS
 from mediastream.streaming.messages import (
     ProtocolError,
     error_message,
@@ -27,19 +27,24 @@ from mediastream.streaming.messages import (
 )
 from mediastream.streaming.session import Session, StreamingContext
 from mediastream.streaming.state import InvalidUpdate, initial_state
+from mediastream.web.errors import ApiError
+from mediastream.web.security import origin_allowed, request_token, token_matches
 
 __all__ = ["SignallingConnection", "websocket_handler"]
 
 log = logging.getLogger(__name__)
 
-CLIENT_TYPES = frozenset({"offer", "candidate", "update", "stop", "ping"})
+CLIENT_TYPES = frozenset({"auth", "offer", "candidate", "update", "stop", "ping"})
 HEARTBEAT_SECONDS = 20.0
 
 
 class SignallingConnection:
-    def __init__(self, ctx: StreamingContext, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self, ctx: StreamingContext, ws: web.WebSocketResponse, *, token: str | None
+    ) -> None:
         self.ctx = ctx
         self.ws = ws
+        self.token = token  # still expected from the client; None once authenticated
         self.session: Session | None = None
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write(), name="ws-writer")
@@ -50,31 +55,58 @@ class SignallingConnection:
 
     async def _write(self) -> None:
         while (message := await self._outbox.get()) is not None:
-            if self.ws.closed:
-                continue
-            with contextlib.suppress(ConnectionError):
-                await self.ws.send_json(message)
+            try:
+                if not self.ws.closed:
+                    with contextlib.suppress(ConnectionError):
+                        await self.ws.send_json(message)
+            finally:
+                self._outbox.task_done()
 
     async def handle(self, data: str | bytes) -> None:
         """Act on one client message; every failure becomes an error reply."""
         try:
+            if len(data) > self.ctx.max_message_bytes:
+                raise ProtocolError(
+                    "message_too_large",
+                    f"The message has {len(data)} bytes; this server accepts at most "
+                    f"{self.ctx.max_message_bytes}.",
+                )
             message = parse_message(data, CLIENT_TYPES)
             kind = message["type"]
-            if kind == "offer":
+            if kind == "auth":
+                await self._auth(message)
+            elif kind == "ping":
+                self.post({"type": "pong", "id": message.get("id")})
+            elif self.token is not None:
+                raise ProtocolError(
+                    "unauthorized", 'Authenticate first: {"type": "auth", "token": "…"}.'
+                )
+            elif kind == "offer":
                 await self._offer(message)
             elif kind == "candidate":
                 await self._candidate(message)
             elif kind == "update":
-                self.post(self._require_session().update(message))
+                self._require_session().update(message, self.post)
             elif kind == "stop":
                 await self._stop()
-            elif kind == "ping":
-                self.post({"type": "pong", "id": message.get("id")})
         except (ProtocolError, InvalidUpdate) as exc:
             self.post(error_message(exc.code, exc.detail))
         except Exception:  # a bug must not close the socket or leak a traceback
             log.exception("signalling message failed")
             self.post(error_message("internal_error", "The server failed to handle that message."))
+
+    async def _auth(self, message: Mapping[str, Any]) -> None:
+        if self.token is None:
+            self.post({"type": "authenticated"})
+            return
+        given = message.get("token")
+        if not token_matches(given if isinstance(given, str) else None, self.token):
+            self.post(error_message("unauthorized", "The token is wrong."))
+            await self._outbox.join()  # the reason goes out before the close
+            await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unauthorized")
+            return
+        self.token = None
+        self.post({"type": "authenticated"})
 
     def _require_session(self) -> Session:
         if self.session is None or self.session.closed:
@@ -104,6 +136,7 @@ class SignallingConnection:
         try:
             answer = await session.accept(RTCSessionDescription(sdp=sdp, type="offer"))
         except ProtocolError:
+            self.session = None  # never answered: closing it is not news to the client
             await session.close("offer refused")
             raise
         self.post({"type": "answer", "sdp": answer.sdp})
@@ -134,9 +167,9 @@ class SignallingConnection:
         await session.close("stopped by the client")
 
     def _session_closed(self, session: Session, reason: str) -> None:
-        if session is self.session:
+        if session is self.session:  # not a refused offer's session: the client knew it
             self.session = None
-        self.post({"type": "stopped", "reason": reason})
+            self.post({"type": "stopped", "reason": reason})
 
     async def close(self) -> None:
         """The socket is gone: release the session and the writer."""
@@ -148,12 +181,31 @@ class SignallingConnection:
 
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
-    """``GET /ws``: prepare → register → read messages → unregister and release."""
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+    """``GET /ws``: check → prepare → register → read messages → unregister and release."""
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request):
+        raise ApiError(
+            403,
+            "forbidden_origin",
+            f"WebSocket connections from {request.headers.get(hdrs.ORIGIN)} are not allowed; "
+            "open the page from this server, or start it with --cors-origin for that origin.",
+        )
+    token = settings.token
+    if token is not None:
+        given = request_token(request) or request.query.get("token")
+        if given is not None:
+            if not token_matches(given, token):
+                raise ApiError(401, "unauthorized", "The token is wrong.")
+            token = None
+    # aiohttp closes the socket (1009) above its limit; below it, an oversized message gets
+    # a JSON error and the socket stays open.
+    ws = web.WebSocketResponse(
+        heartbeat=HEARTBEAT_SECONDS, max_msg_size=max(4 * settings.max_message_bytes, 1 << 20)
+    )
     await ws.prepare(request)
     sockets = request.app[WEBSOCKETS]
     sockets.add(ws)
-    connection = SignallingConnection(request.app[STREAMING], ws)
+    connection = SignallingConnection(request.app[STREAMING], ws, token=token)
     try:
         connection.post(hello_message())
         async for msg in ws:

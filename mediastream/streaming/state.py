@@ -54,6 +54,7 @@ class StreamState:
 
     series: str
     frame_count: int
+    shape: tuple[int, int]  # (rows, columns) of the series' images
     algorithm: str = DEFAULT_ALGORITHM
     params: Any = None  # the algorithm's frozen params dataclass
     image_delay: float = 1.0
@@ -63,9 +64,8 @@ class StreamState:
 
     def __post_init__(self) -> None:
         if self.params is None:
-            object.__setattr__(
-                self, "params", segmentation.get_algorithm(self.algorithm).default_params()
-            )
+            algorithm = segmentation.get_algorithm(self.algorithm)
+            object.__setattr__(self, "params", algorithm.default_params(self.shape))
         if not 0 <= self.index < self.frame_count:
             raise ValueError(f"index must be between 0 and {self.frame_count - 1}")
 
@@ -134,6 +134,15 @@ def _params(algorithm: str, base: Mapping[str, Any], changes: Any) -> Any:
         raise InvalidUpdate("invalid_params", str(exc)) from None
 
 
+def _check_fits(state: StreamState) -> StreamState:
+    """Refuse parameters that do not fit the series' images (a centre outside them…)."""
+    try:
+        segmentation.get_algorithm(state.algorithm).check_image(state.params, state.shape)
+    except ValueError as exc:
+        raise InvalidUpdate("invalid_params", str(exc)) from None
+    return state
+
+
 def apply_update(
     state: StreamState, changes: Mapping[str, Any], library: SeriesLookup
 ) -> StreamState:
@@ -153,7 +162,12 @@ def apply_update(
 
     if "series" in changes and changes["series"] != state.series:
         info = _series(library, changes["series"])
-        updates.update(series=info.series_uid, frame_count=info.frame_count, index=0)
+        updates.update(
+            series=info.series_uid,
+            frame_count=info.frame_count,
+            shape=(info.rows, info.columns),
+            index=0,
+        )
 
     algorithm = state.algorithm
     if "algorithm" in changes and changes["algorithm"] != state.algorithm:
@@ -164,9 +178,10 @@ def apply_update(
                 f"algorithm must be one of {', '.join(segmentation.algorithm_names())}, "
                 f"got {algorithm!r}.",
             )
-        base: Mapping[str, Any] = {}
+        shape = updates.get("shape", state.shape)
+        defaults = segmentation.get_algorithm(algorithm).default_params(shape).to_json()
         updates["algorithm"] = algorithm
-        updates["params"] = _params(algorithm, base, changes.get("params", {}))
+        updates["params"] = _params(algorithm, defaults, changes.get("params", {}))
     elif "params" in changes:
         updates["params"] = _params(algorithm, state.params_json, changes["params"])
 
@@ -187,7 +202,7 @@ def apply_update(
                 f"index must be a whole number from 0 to {count - 1}, got {value!r}.",
             )
         updates["index"] = value
-    return dataclasses.replace(state, **updates)
+    return _check_fits(dataclasses.replace(state, **updates))
 
 
 def initial_state(library: SeriesLookup, requested: Mapping[str, Any] | None) -> StreamState:
@@ -197,5 +212,7 @@ def initial_state(library: SeriesLookup, requested: Mapping[str, Any] | None) ->
     if uid is None:
         raise InvalidUpdate("no_series", "The library is empty: upload a DICOM series first.")
     info = _series(library, uid)
-    state = StreamState(series=info.series_uid, frame_count=info.frame_count)
+    state = StreamState(
+        series=info.series_uid, frame_count=info.frame_count, shape=(info.rows, info.columns)
+    )
     return apply_update(state, {k: v for k, v in requested.items() if k != "series"}, library)

@@ -338,3 +338,21 @@ def test_input_arrays_are_not_modified(square_scene: NDArray[np.uint8]) -> None:
     SNAKES.preview(gray, p, background=background)
     for array, copy in zip((gray, background, init), copies, strict=True):
         assert np.array_equal(array, copy)
+
+
+def test_check_image_refuses_what_segment_would_refuse() -> None:
+    snakes = segmentation.get_algorithm("snakes")
+    params = snakes.parse_params({"x": 300, "y": 10, "radius": 20})
+    snakes.check_image(params, (512, 512))  # fits
+    with pytest.raises(ValueError, match="x must be between 0 and 255 for this 128×256 image"):
+        snakes.check_image(params, (128, 256))
+    with pytest.raises(ValueError, match="x must be between 0 and 255"):
+        snakes.segment(np.zeros((128, 256), np.uint8), params)
+
+
+def test_defaults_adapt_to_a_small_image() -> None:
+    snakes = segmentation.get_algorithm("snakes")
+    assert snakes.default_params((512, 512)) == snakes.default_params()  # the older defaults
+    small = snakes.default_params((64, 80))
+    assert (small.to_json()["x"], small.to_json()["y"], small.to_json()["radius"]) == (39, 31, 16)
+    snakes.check_image(small, (64, 80))

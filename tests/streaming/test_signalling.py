@@ -130,3 +130,18 @@ async def test_shutdown_closes_sockets_going_away(make_server: ServerFactory) ->
         assert msg.type == aiohttp.WSMsgType.CLOSE
         assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
         await closing
+
+
+async def test_deleting_the_series_stops_its_streams(
+    client: StreamClient, server: TestServer, series_uid: str
+) -> None:
+    await client.start({"algorithm": "watershed", "playing": False})
+    await client.frame_message(lambda m: True)
+    mark = len(client.messages)
+    async with aiohttp.ClientSession() as http:
+        response = await http.delete(server.make_url(f"/images/{series_uid}"))
+        assert response.status == 200
+    stopped = await client.wait_for(lambda m: m["type"] == "stopped", start=mark)
+    assert stopped["reason"] == "the series was deleted"
+    assert streaming(server).sessions == set()
+    assert len(streaming(server).renderer.cache) == 0

@@ -10,14 +10,14 @@ from mediastream.dicom.library import SeriesInfo
 from mediastream.streaming.state import InvalidUpdate, StreamState, apply_update, initial_state
 
 
-def info(uid: str, frames: int) -> SeriesInfo:
+def info(uid: str, frames: int, rows: int = 512, columns: int = 512) -> SeriesInfo:
     return SeriesInfo(
         series_uid=uid,
         modality="CT",
         description="",
         frame_count=frames,
-        rows=512,
-        columns=512,
+        rows=rows,
+        columns=columns,
         pixel_spacing=None,
         windows=(),
     )
@@ -37,7 +37,7 @@ class Lookup:
         return list(self.series)[-1] if self.series else None
 
 
-LIB = Lookup(info("1.1", 10), info("1.2", 3))
+LIB = Lookup(info("1.1", 10), info("1.2", 3, rows=200, columns=300))
 
 
 def test_initial_state_is_the_latest_series_plain_and_playing() -> None:
@@ -89,6 +89,8 @@ def test_window_delay_playing() -> None:
     ("changes", "code", "words"),
     [
         ({"params": {"kernel_size": 4}}, "invalid_params", "kernel_size"),
+        ({"series": "1.2", "algorithm": "snakes", "params": {"x": 300}}, "invalid_params", "x"),
+        ({"series": "1.2", "algorithm": "snakes", "params": {"y": 250}}, "invalid_params", "y"),
         ({"params": {"bogus": 1}}, "invalid_params", "bogus"),
         ({"params": 5}, "invalid_params", "params"),
         ({"algorithm": "magic"}, "invalid_update", "algorithm"),
@@ -114,6 +116,14 @@ def test_refusals_name_the_field_and_keep_the_state(
     assert words in refused.value.detail
 
 
+def test_snake_centre_must_lie_in_this_series_images() -> None:
+    state = initial_state(LIB, {"series": "1.1", "algorithm": "snakes", "params": {"x": 400}})
+    assert state.params_json["x"] == 400  # fits 512×512
+    with pytest.raises(InvalidUpdate) as refused:
+        apply_update(state, {"series": "1.2"}, LIB)  # 200×300: x=400 is outside
+    assert "x must be between 0 and 299" in refused.value.detail
+
+
 def test_advancing_loops() -> None:
-    state = StreamState(series="1.2", frame_count=3, index=2)
+    state = StreamState(series="1.2", frame_count=3, shape=(200, 300), index=2)
     assert state.advanced().index == 0

@@ -25,6 +25,7 @@ async def test_health_reports_version_and_counts(client: Client, small_series: l
     assert body["status"] == "ok"
     assert body["version"] == __version__
     assert body["library"] == {"series": 1, "instances": 6, "frames": 6}
+    assert body["streaming"]["sessions"] == 0 and body["streaming"]["max_sessions"] == 16
 
 
 async def test_unknown_paths_and_methods_are_json(client: Client) -> None:
