@@ -42,7 +42,7 @@ def parse_message(data: str | bytes, allowed: frozenset[str]) -> dict[str, Any]:
         raise ProtocolError("invalid_message", "Send text frames holding one JSON object each.")
     try:
         message = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ProtocolError("invalid_json", "The message is not valid JSON.") from None
     if not isinstance(message, dict):
         raise ProtocolError("invalid_message", "A message must be a JSON object.")

@@ -11,6 +11,7 @@ socket: they can still be steered through the ``control`` data channel if the cl
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -32,8 +33,9 @@ REST_ORIGIN = "rest"
 
 async def _offer_from_body(request: web.Request) -> RTCSessionDescription:
     try:
-        body = await request.json()
-    except ValueError:
+        # Bytes, not request.json(): the body is JSON whatever charset the client claims.
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):
         raise ApiError(
             400, "invalid_json", 'The body must be a JSON offer {"sdp", "type"}.'
         ) from None

@@ -20,6 +20,7 @@ __all__ = ["delete_all_images", "delete_series", "get_frame_png", "list_images",
 
 THUMBNAIL_SIZE = 128
 MAX_PNG_SIZE = 4096
+MAX_WINDOW_VALUE = 1e9  # the same bound as a stream's window (mediastream.streaming.state)
 
 T = TypeVar("T")
 
@@ -58,8 +59,13 @@ def _float_query(request: web.Request, name: str) -> float | None:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value):
-        raise ApiError(400, "invalid_query", f"{name} must be a finite number, got {raw!r}.")
+    if not math.isfinite(value) or abs(value) > MAX_WINDOW_VALUE:
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"{name} must be a number between {-MAX_WINDOW_VALUE:g} and {MAX_WINDOW_VALUE:g}, "
+            f"got {raw!r}.",
+        )
     return value
 
 
@@ -80,7 +86,8 @@ def _size_from_query(request: web.Request) -> int | None:
     raw = request.query.get("size")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not 16 <= int(raw) <= MAX_PNG_SIZE:
+    # isascii: str.isdigit() also accepts digits int() refuses, such as "²".
+    if not (raw.isascii() and raw.isdigit()) or not 16 <= int(raw) <= MAX_PNG_SIZE:
         raise ApiError(
             400,
             "invalid_query",

@@ -123,10 +123,10 @@ async def read_parts(
     Each body iterator must be consumed (or dropped) before the next part is requested;
     unconsumed body bytes are skipped.
     """
-    if not boundary or len(boundary) > 200:
+    if not boundary or len(boundary) > 200 or not boundary.isascii():
         raise MalformedMultipart("the Content-Type has no usable boundary")
     body = _Body(content)
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    delimiter = b"\r\n--" + boundary.encode("ascii")
     # The first boundary has no preceding CRLF; prefixing one makes every boundary alike.
     body.data = b"\r\n"
     await body.until(delimiter, limit=MAX_HEADER_BYTES)

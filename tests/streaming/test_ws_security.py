@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiohttp
 import pytest
@@ -101,7 +102,7 @@ async def test_updates_past_the_rate_are_merged_latest_wins(make_server: ServerF
         await client.control_open()
         assert client.control is not None
         mark = len(client.messages)
-        updates = [
+        updates: list[dict[str, Any]] = [
             {"params": {"kernel_size": 5}},
             {"params": {"threshold_ratio": 0.3}},
             {"params": {"kernel_size": 7}},
