@@ -101,5 +101,6 @@ def frame_message(frame: RenderedFrame, seq: int | None, pts: int) -> dict[str, 
         "stage": frame.stage,
         "stats": frame.stats,
         "timing_ms": frame.timing_ms,
+        "window": None if frame.window is None else frame.window.to_json(),
         "cached": frame.cached,
     }

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import segmentation
-from mediastream.dicom.display import DisplayFrame
+from mediastream.dicom.display import DisplayFrame, Window
 from mediastream.dicom.library import Library
 from mediastream.streaming.state import StreamState
 from segmentation import EvolvingAlgorithm
@@ -41,6 +41,7 @@ class RenderedFrame:
     stage: str  # "preview" | "evolving" | "final"
     stats: dict[str, Any]
     timing_ms: dict[str, float]
+    window: Window | None = None  # the window actually applied (the series default resolved)
     cached: bool = False
 
     @property
@@ -149,7 +150,12 @@ class Renderer:
         return display, kwargs, _ms(start)
 
     def _frame(
-        self, state: StreamState, result: Any, timing: dict[str, float], start: float
+        self,
+        state: StreamState,
+        display: DisplayFrame,
+        result: Any,
+        timing: dict[str, float],
+        start: float,
     ) -> RenderedFrame:
         convert = time.perf_counter()
         i420 = _to_i420(result.overlay)
@@ -163,6 +169,7 @@ class Renderer:
             stage=result.stage,
             stats=dict(result.stats),
             timing_ms=timing,
+            window=display.window,
         )
 
     def cached(self, state: StreamState) -> RenderedFrame | None:
@@ -180,7 +187,7 @@ class Renderer:
         segment = time.perf_counter()
         result = algorithm.segment(display.gray, state.params, **kwargs)
         timing = {"decode": decode_ms, "segment": _ms(segment)}
-        frame = self._frame(state, result, timing, start)
+        frame = self._frame(state, display, result, timing, start)
         self.cache.put(render_key(state), frame)
         return frame
 
@@ -198,7 +205,8 @@ class Renderer:
         algorithm = _evolving(state.algorithm)
         segment = time.perf_counter()
         result = algorithm.preview(display.gray, state.params, **kwargs)
-        return self._frame(state, result, {"decode": decode_ms, "segment": _ms(segment)}, start)
+        timing = {"decode": decode_ms, "segment": _ms(segment)}
+        return self._frame(state, display, result, timing, start)
 
     def evolution(self, state: StreamState) -> Iterator[RenderedFrame]:
         """Pictures of the contour as it converges; the last one is final and gets cached.
@@ -215,7 +223,7 @@ class Renderer:
             if result is None:
                 return
             timing = {"decode": decode_ms, "segment": _ms(start)}
-            frame = self._frame(state, result, timing, start)
+            frame = self._frame(state, display, result, timing, start)
             if frame.stage == "final":
                 self.cache.put(render_key(state), frame)
             yield frame

@@ -97,6 +97,7 @@ class Session:
         self._on_close = on_close
         self._closing = False
         self._closed = asyncio.Event()
+        self._candidates_ended = False
         self._bucket = TokenBucket(ctx.max_updates_per_second)
         self._pending: tuple[dict[str, Any], int | None, Send] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -156,7 +157,17 @@ class Session:
 
     async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
         """Add a trickled client candidate; `None` marks the end of candidates."""
-        await self.pc.addIceCandidate(candidate)
+        if self._candidates_ended:
+            if candidate is None:
+                return  # a repeated end-of-candidates changes nothing
+            raise ProtocolError(
+                "invalid_candidate", "This client already sent its end-of-candidates marker."
+            )
+        self._candidates_ended = candidate is None
+        try:
+            await self.pc.addIceCandidate(candidate)
+        except (ValueError, AssertionError, TypeError) as exc:  # what aiortc/aioice raise
+            raise ProtocolError("invalid_candidate", f"The candidate was refused: {exc}.") from None
 
     # -- control ---------------------------------------------------------------------------
 

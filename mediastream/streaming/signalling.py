@@ -24,6 +24,7 @@ from mediastream.streaming.messages import (
     error_message,
     hello_message,
     parse_message,
+    state_message,
 )
 from mediastream.streaming.session import Session, StreamingContext
 from mediastream.streaming.state import InvalidUpdate, initial_state
@@ -140,6 +141,8 @@ class SignallingConnection:
             await session.close("offer refused")
             raise
         self.post({"type": "answer", "sdp": answer.sdp})
+        # The state the stream starts in (defaults adapt to the image), before any frame.
+        self.post(state_message(session.state.to_json(), None))
 
     async def _candidate(self, message: Mapping[str, Any]) -> None:
         session = self._require_session()

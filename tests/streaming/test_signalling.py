@@ -145,3 +145,18 @@ async def test_deleting_the_series_stops_its_streams(
     assert stopped["reason"] == "the series was deleted"
     assert streaming(server).sessions == set()
     assert len(streaming(server).renderer.cache) == 0
+
+
+async def test_end_of_candidates_twice_is_harmless_and_late_candidates_refused(
+    client: StreamClient,
+) -> None:
+    await client.start({"playing": False}, trickle=True)
+    mark = len(client.messages)
+    await client.send({"type": "candidate", "candidate": ""})  # the client's second end marker
+    late = "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host"
+    await client.send({"type": "candidate", "candidate": late, "sdpMid": "0"})
+    error = await client.wait_for(lambda m: m["type"] == "error", start=mark)
+    assert error["error"] == "invalid_candidate" and "end-of-candidates" in error["detail"]
+    errors = [m for m in client.messages[mark:] if m["type"] == "error"]
+    assert len(errors) == 1
+    await client.frame_message(lambda m: True, start=mark)

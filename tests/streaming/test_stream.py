@@ -144,3 +144,24 @@ async def test_new_offer_replaces_the_stream(client: StreamClient, server: TestS
     stopped = await client.wait_for(lambda m: m["type"] == "stopped", start=mark)
     assert stopped["reason"] == "replaced by a new offer"
     assert len(streaming(server).sessions) == 1
+
+
+async def test_answer_is_followed_by_the_starting_state(client: StreamClient) -> None:
+    mark = len(client.messages)
+    await client.start({"algorithm": "snakes", "playing": False})
+    answer = await client.wait_for(lambda m: m["type"] == "answer", start=mark)
+    state = await client.wait_for(lambda m: m["type"] == "state", start=mark)
+    assert client.messages.index(state) > client.messages.index(answer)
+    assert state["seq"] is None
+    params = state["state"]["params"]
+    assert (params["x"], params["y"], params["radius"]) == (100, 100, 50)  # the older defaults
+    assert state["state"]["count"] == SLICES
+
+
+async def test_frames_name_the_window_in_effect(client: StreamClient) -> None:
+    await client.start({"algorithm": "none", "playing": False})
+    message = await client.frame_message(lambda m: True)
+    assert message["window"] == {"center": 40.0, "width": 400.0, "name": "SOFT TISSUE"}
+    reply = await client.update(window={"center": -600, "width": 1500})
+    message = await client.frame_message(lambda m: m["seq"] == reply["seq"])
+    assert (message["window"]["center"], message["window"]["width"]) == (-600, 1500)
