@@ -1,6 +1,8 @@
 // The HTTP API (README "HTTP API"). Every URL is relative to the page, so the client also works
 // when a proxy serves the application under a path prefix (https://host/viewer/).
 
+import { authHeaders, token } from "./auth.js";
+
 /** An error the server answered with: {"error": code, "detail": sentence} plus extra fields. */
 export class ApiError extends Error {
   constructor(status, body) {
@@ -12,7 +14,8 @@ export class ApiError extends Error {
 }
 
 async function requestJson(url, options = {}) {
-  const response = await fetch(url, { ...options, headers: { Accept: "application/json" } });
+  const headers = { Accept: "application/json", ...authHeaders() };
+  const response = await fetch(url, { ...options, headers });
   let body = null;
   try {
     body = await response.json();
@@ -52,6 +55,17 @@ export function relativeUrl(url) {
 }
 
 /**
+ * A URL an <img> can show for a server image. An <img> cannot send the Authorization header, so
+ * with a token the image is fetched here and shown from a blob: URL (revoke it when done).
+ */
+export async function imageSource(url) {
+  if (!token()) return relativeUrl(url);
+  const response = await fetch(relativeUrl(url), { headers: authHeaders() });
+  if (!response.ok) throw new ApiError(response.status, null);
+  return URL.createObjectURL(await response.blob());
+}
+
+/**
  * POST /images with one part named "files" per file.
  *
  * XMLHttpRequest rather than fetch: only it reports upload progress. `onProgress(sent, total)`
@@ -88,6 +102,7 @@ export function uploadFiles(entries, onProgress) {
 
   request.open("POST", "images");
   request.setRequestHeader("Accept", "application/json");
+  for (const [name, value] of Object.entries(authHeaders())) request.setRequestHeader(name, value);
   request.send(form);
   return { done, abort: () => request.abort() };
 }

@@ -1,7 +1,7 @@
 // The series list: thumbnail, modality, description, frame count; a radio group to pick the
 // series to stream (arrow keys move through it) and a delete button per series.
 
-import { relativeUrl } from "./api.js";
+import { imageSource } from "./api.js";
 
 export function framesText(series) {
   return `${series.frame_count} frame${series.frame_count === 1 ? "" : "s"}`;
@@ -73,7 +73,16 @@ export class LibraryView extends EventTarget {
     const label = document.createElement("label");
     label.htmlFor = radio.id;
     const thumbnail = document.createElement("img");
-    thumbnail.src = relativeUrl(series.thumbnail);
+    imageSource(series.thumbnail)
+      .then((source) => {
+        if (source.startsWith("blob:")) {
+          thumbnail.addEventListener("load", () => URL.revokeObjectURL(source), { once: true });
+        }
+        thumbnail.src = source;
+      })
+      .catch(() => {
+        thumbnail.alt = "(no preview)"; // a frame that does not decode still lists the series
+      });
     thumbnail.alt = ""; // decorative: the text next to it names the series
     thumbnail.width = thumbnail.height = 56;
     thumbnail.loading = "lazy";

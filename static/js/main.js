@@ -6,6 +6,7 @@
 // the next stream starts with.
 
 import { deleteSeries, listSeries } from "./api.js";
+import { adoptTokenFromUrl } from "./auth.js";
 import { ParamsPanel } from "./controls.js";
 import { FramePairing } from "./frames.js";
 import { LibraryView, framesText, seriesName } from "./library.js";
@@ -16,6 +17,8 @@ import { StreamSession } from "./stream.js";
 import { UpdateQueue } from "./updates.js";
 import { Uploader } from "./upload.js";
 import { VideoView } from "./video.js";
+
+adoptTokenFromUrl(); // before any request: they carry it (README "Security")
 
 const PROTOCOL = 1; // docs/protocol.md
 const $ = (selector) => document.querySelector(selector);

@@ -1,6 +1,8 @@
 // The signalling WebSocket (docs/protocol.md, "WebSocket messages"): one JSON object per text
 // frame, each with a "type". The server greets with `hello`, which carries the algorithms' schemas.
 
+import { token } from "./auth.js";
+
 /** ws(s)://…/ws next to the page, whatever path prefix the page is served under. */
 export function websocketUrl(path = "ws") {
   const url = new URL(path, location.href);
@@ -31,6 +33,11 @@ export class Signalling extends EventTarget {
       const socket = new WebSocket(this.url);
       this.socket = socket;
       this.hello = null;
+      // With a token, authenticate first (docs/protocol.md, "Authentication"): in a message,
+      // not the URL, so it never shows up in logs along the way.
+      socket.addEventListener("open", () => {
+        if (token()) socket.send(JSON.stringify({ type: "auth", token: token() }));
+      });
       socket.addEventListener("message", (event) => {
         let message;
         try {
@@ -38,6 +45,7 @@ export class Signalling extends EventTarget {
         } catch {
           return; // the server only sends JSON; ignore anything else rather than throw
         }
+        if (message.type === "authenticated") return;
         if (message.type === "hello" && !this.hello) {
           this.hello = message;
           resolve(message);
