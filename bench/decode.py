@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import copy
 import io
-import json
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,35 +27,12 @@ from pydicom import dcmwrite  # noqa: E402
 from pydicom.data import get_testdata_file  # noqa: E402
 from pydicom.dataset import Dataset  # noqa: E402
 
+from bench._timing import report, timed  # noqa: E402
 from mediastream.dicom.decode import decode_frame, quiet_pydicom  # noqa: E402
 from mediastream.dicom.display import Window, display_frame, prepare_frame, render  # noqa: E402
 from mediastream.dicom.ingest import Limits, inspect_file  # noqa: E402
 from mediastream.dicom.library import Library  # noqa: E402
 from mediastream.dicom.phantom import phantom_datasets  # noqa: E402
-
-
-def report(bench: str, case: str, timings: list[float], **extra: object) -> None:
-    ms = sorted(t * 1000 for t in timings)
-    line = {
-        "bench": bench,
-        "case": case,
-        "median_ms": round(statistics.median(ms), 3),
-        "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 3),
-        "runs": len(ms),
-        **extra,
-    }
-    print(json.dumps(line), flush=True)
-
-
-def timed(fn: Callable[[], object], runs: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def file_bytes(ds: Dataset) -> bytes:

@@ -23,11 +23,8 @@ Run from the repository root: ``.venv/bin/python bench/segmentation.py``
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,7 @@ from skimage.segmentation import active_contour
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._timing import report, timed  # noqa: E402
 from mediastream.dicom.phantom import phantom_hu_slice  # noqa: E402
 from segmentation import get_algorithm  # noqa: E402
 from segmentation.contour import ellipse  # noqa: E402
@@ -47,30 +45,6 @@ from segmentation.snakes import Snakes  # noqa: E402
 
 BENCH = "segmentation"
 SOFT_TISSUE, LUNG = (40.0, 400.0), (-600.0, 1500.0)
-
-
-def report(case: str, timings: list[float], **extra: object) -> None:
-    ms = sorted(t * 1000 for t in timings)
-    line = {
-        "bench": BENCH,
-        "case": case,
-        "median_ms": round(statistics.median(ms), 3),
-        "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 3),
-        "runs": len(ms),
-        **extra,
-    }
-    print(json.dumps(line), flush=True)
-
-
-def timed(fn: Callable[[], object], runs: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def window(hu: NDArray[np.int16], center: float, width: float) -> NDArray[np.uint8]:
@@ -100,6 +74,7 @@ def main() -> None:
     ws_params = watershed.default_params()
     result = watershed.segment(soft_24, ws_params, spacing=spacing)
     report(
+        BENCH,
         "watershed",
         timed(lambda: watershed.segment(soft_24, ws_params, spacing=spacing), runs=40),
         limit_ms=12,
@@ -113,6 +88,7 @@ def main() -> None:
     area = result.stats["area_px"]
     assert isinstance(area, float)
     report(
+        BENCH,
         "snakes_default",
         timed(lambda: snakes.segment(soft_24, defaults), runs=25),
         limit_ms=150,
@@ -124,6 +100,7 @@ def main() -> None:
     result = snakes.segment(soft_24, aorta)
     assert result.contour is not None
     report(
+        BENCH,
         "snakes_aorta",
         timed(lambda: snakes.segment(soft_24, aorta), runs=25),
         limit_ms=150,
@@ -135,6 +112,7 @@ def main() -> None:
     lung_result = snakes.segment(lung_30, lung)
     assert lung_result.contour is not None
     report(
+        BENCH,
         "snakes_lung",
         timed(lambda: snakes.segment(lung_30, lung), runs=25),
         limit_ms=150,
@@ -146,6 +124,7 @@ def main() -> None:
     warm = snakes.segment(lung_31, lung, init=previous)
     assert warm.contour is not None
     report(
+        BENCH,
         "snakes_lung_warm",
         timed(lambda: snakes.segment(lung_31, lung, init=previous), runs=25),
         iterations=warm.stats["iterations"],
@@ -161,9 +140,10 @@ def main() -> None:
             if next(steps, None) is None:
                 break
             chunks.append(time.perf_counter() - start)
-    report("snakes_chunk", chunks)
+    report(BENCH, "snakes_chunk", chunks)
 
     report(
+        BENCH,
         "snakes_preview",
         timed(lambda: snakes.preview(soft_24, defaults), runs=50),
         limit_ms=5,
@@ -179,7 +159,7 @@ def main() -> None:
             older_input, older_init, alpha=0.015, beta=10, gamma=0.001, max_num_iter=2500
         )
 
-    report("snakes_older_service", timed(older_service, runs=3, warmup=0), max_num_iter=2500)
+    report(BENCH, "snakes_older_service", timed(older_service, runs=3, warmup=0), max_num_iter=2500)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Run from the repository root: ``.venv/bin/python bench/startup.py``
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -25,25 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydicom.uid import generate_uid  # noqa: E402
 
+from bench._timing import report  # noqa: E402
 from mediastream.dicom.demo import install_demo  # noqa: E402
 from mediastream.dicom.library import Library  # noqa: E402
 from mediastream.dicom.phantom import phantom_datasets  # noqa: E402
 from mediastream.dicom.store import INDEX_NAME  # noqa: E402
 
 SERIES, SLICES, SIZE = 20, 100, 64
-
-
-def report(bench: str, case: str, timings: list[float], **extra: object) -> None:
-    ms = sorted(t * 1000 for t in timings)
-    line = {
-        "bench": bench,
-        "case": case,
-        "median_ms": round(statistics.median(ms), 3),
-        "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 3),
-        "runs": len(ms),
-        **extra,
-    }
-    print(json.dumps(line), flush=True)
 
 
 def generate(root: Path) -> float:
