@@ -105,7 +105,7 @@ class Player:
         loop = asyncio.get_running_loop()
         tick: float | None = None  # when the play clock next advances
         clock: tuple[bool, float] | None = None  # (playing, image_delay) the tick was set for
-        while True:
+        while not self._slot.closed:  # the track ended (e.g. the peer left): nothing to show
             self._wake.clear()
             generation, state, seq, live = self._generation, self._state, self._seq, self._live
             self._live = False
@@ -123,8 +123,9 @@ class Player:
             if advance and tick is not None:
                 # Drift-free clock; after falling behind, start again from now.
                 tick = max(tick + state.image_delay, loop.time())
-                await self._slot.wait_taken()  # never skip a slice the viewer has not been sent
-                if generation == self._generation:
+                # Never skip a slice the viewer has not been sent — but a client change does not
+                # wait for it: it is rendered at once and replaces the unsent picture.
+                if await self._until_taken(generation):
                     self._state = self._state.advanced()
 
     async def _idle(self, tick: float | None) -> bool:

@@ -64,6 +64,10 @@ class FrameSlot:
         if self._picture is not None and not self._closed:
             await self._taken.wait()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         self._closed = True
         self._ready.set()

@@ -160,3 +160,26 @@ async def test_end_of_candidates_twice_is_harmless_and_late_candidates_refused(
     errors = [m for m in client.messages[mark:] if m["type"] == "error"]
     assert len(errors) == 1
     await client.frame_message(lambda m: True, start=mark)
+
+
+async def test_peer_vanishing_while_playing_flat_out_does_not_stall_the_server(
+    server: TestServer,
+) -> None:
+    """At image_delay 0 with every slice cached, the player never needs to wait for anything
+    but the track; when the track ends with the peer, it must stop rather than spin."""
+    client = StreamClient(str(server.make_url("")))
+    await client.connect()
+    await client.start({"algorithm": "none", "image_delay": 0})
+    seen: set[int] = set()
+    while len(seen) < 8:  # one loop through the series: everything is cached now
+        message = await client.frame_message(lambda m: m["index"] not in seen)
+        seen.add(message["index"])
+    assert client.pc is not None
+    await client.pc.close()
+    async with aiohttp.ClientSession() as http, asyncio.timeout(5):
+        async with http.ws_connect(server.make_url("/ws")) as ws:
+            await ws.receive_json()  # hello: the event loop is free
+            await ws.send_json({"type": "ping", "id": 1})
+            assert (await ws.receive_json()) == {"type": "pong", "id": 1}
+    await wait_until_no_sessions(server)
+    await client.close()
