@@ -36,7 +36,7 @@ from mediastream.streaming.session import StreamingContext
 from mediastream.streaming.signalling import websocket_handler
 from mediastream.streaming.video import configure_video_bitrate
 from mediastream.web.docs import openapi_json, redoc_page, swagger_ui_page
-from mediastream.web.errors import error_middleware
+from mediastream.web.errors import error_middleware, missing_static_files
 from mediastream.web.images import delete_all_images, delete_series, get_frame_png, list_images
 from mediastream.web.security import auth_middleware
 from mediastream.web.upload import post_images
@@ -80,14 +80,22 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["mediastream.batching", "mediastream.dicom.library"])
     workers = app[SETTINGS].ingest_workers
-    inspectors = ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=init_inspector_process
-    )
+
+    def inspectors() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=init_inspector_process,
+            initargs=(os.getpid(),),
+        )
+
     app[EXECUTOR] = executor
-    app[INSPECTORS] = Batcher(inspectors, slots=workers)
+    # A validation worker that dies (a decoder crash, the OOM killer) costs the files it was
+    # checking; the pool is then replaced.
+    app[INSPECTORS] = Batcher(inspectors(), slots=workers, restart=inspectors)
     app[UPLOAD_THREADS] = Batcher(executor, slots=2)
     yield
-    inspectors.shutdown(wait=True, cancel_futures=True)
+    app[INSPECTORS].executor.shutdown(wait=True, cancel_futures=True)
     executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -149,7 +157,8 @@ def _setup_cors(app: web.Application, origins: tuple[str, ...]) -> None:
 def create_app(settings: Settings) -> web.Application:
     """Build the application: state, lifecycle, routes."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=JSON_BODY_LIMIT
+        middlewares=[error_middleware, auth_middleware, missing_static_files(STATIC_DIR)],
+        client_max_size=JSON_BODY_LIMIT,
     )
     app[SETTINGS] = settings
     limits = Limits(max_frame_pixels=settings.max_frame_pixels, max_frames=settings.max_frames)

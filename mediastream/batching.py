@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from typing import Any, TypeVar
 
 __all__ = ["Batcher", "run_calls"]
@@ -36,10 +36,20 @@ def run_calls(calls: list[Call]) -> list[tuple[bool, Any]]:
 
 
 class Batcher:
-    def __init__(self, executor: Executor, slots: int = 1) -> None:
+    """Batched calls to `executor`; a broken executor (a worker process died) fails the batch
+    it was running and, given `restart`, is replaced by a fresh one for the next calls."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        slots: int = 1,
+        *,
+        restart: Callable[[], Executor] | None = None,
+    ) -> None:
         if slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
-        self._executor = executor
+        self.executor = executor
+        self._restart = restart
         self._slots = slots
         self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
 
@@ -54,16 +64,36 @@ class Batcher:
         while self._pending and self._slots > 0:
             batch, self._pending = self._pending, []
             self._slots -= 1
-            job = asyncio.get_running_loop().run_in_executor(
-                self._executor, run_calls, [call for call, _ in batch]
-            )
+            calls = [call for call, _ in batch]
+            loop = asyncio.get_running_loop()
+            try:
+                try:
+                    job = loop.run_in_executor(self.executor, run_calls, calls)
+                except BrokenExecutor:
+                    if self._restart is None:
+                        raise
+                    self._replace()
+                    job = loop.run_in_executor(self.executor, run_calls, calls)
+            except Exception as exc:  # e.g. shut down: this batch fails, later ones may not
+                self._slots += 1
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
             job.add_done_callback(functools.partial(self._finished, batch=batch))
+
+    def _replace(self) -> None:
+        assert self._restart is not None
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = self._restart()
 
     def _finished(
         self, done: asyncio.Future[list[tuple[bool, Any]]], *, batch: list[tuple[Call, Any]]
     ) -> None:
         self._slots += 1
         failure = None if done.cancelled() else done.exception()
+        if isinstance(failure, BrokenExecutor) and self._restart is not None:
+            self._replace()
         for index, (_, future) in enumerate(batch):
             if future.done():  # its caller was cancelled
                 continue

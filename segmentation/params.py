@@ -78,10 +78,20 @@ class ParamSpec:
             raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.kind == "int" and not isinstance(value, int):
             raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
+        # Compared before any float(): JSON integers can be too large to convert.
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(f"{name} must be {self.range_text()}, got {self._shown(value)}")
         number: int | float = int(value) if self.kind == "int" else float(value)
-        if not self.minimum <= number <= self.maximum or (self.odd and number % 2 == 0):
+        if self.odd and number % 2 == 0:
             raise ValueError(f"{name} must be {self.range_text()}, got {number!r}")
         return number
+
+    def _shown(self, value: int | float) -> str:
+        """The value as this parameter's type would print it (huge integers cut short)."""
+        try:
+            return repr(float(value) if self.kind == "float" else value)[:40]
+        except OverflowError:
+            return repr(value)[:40]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -26,11 +26,14 @@ import math
 import os
 import re
 import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from pydicom.dataset import Dataset
+from pydicom.filereader import data_element_generator
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from mediastream.dicom.decode import (
@@ -63,6 +66,7 @@ _PHOTOMETRICS = {
     3: ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"),
 }
 _PALETTE_TAGS = (0x00281101, 0x00281102, 0x00281103)
+_INFLATE_STEP = 1 << 20  # bytes inflated per step while measuring a deflated data set
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,19 @@ class Limits:
 
     max_frame_pixels: int = 8192 * 8192
     max_frames: int = 50_000
+    # Deflated datasets are inflated whole in memory (by pydicom, at ingest and on render), so
+    # their inflated size is bounded too: a few hundred KB could otherwise inflate to gigabytes.
+    max_inflated_bytes: int = 32 << 20
 
     def __post_init__(self) -> None:
         if self.max_frame_pixels < 1:
             raise ValueError(f"max_frame_pixels must be at least 1, got {self.max_frame_pixels}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be at least 1, got {self.max_frames}")
+        if self.max_inflated_bytes < 1:
+            raise ValueError(
+                f"max_inflated_bytes must be at least 1, got {self.max_inflated_bytes}"
+            )
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,8 @@ def inspect_file(
     """
     with path.open("rb") as f, quiet_pydicom():
         size = os.fstat(f.fileno()).st_size
+        _check_inflated_size(f, limits.max_inflated_bytes)
+        f.seek(0)
         ds, syntax, pixel_length, fragments = _read_structure(f, size)
         header = _header(ds, syntax)
         _check_pixel_module(ds, header, limits)
@@ -150,6 +163,42 @@ def inspect_file(
                 f"cannot decode {describe_syntax(syntax)} pixel data: {reason}"
             ) from exc
     return header, prepared
+
+
+def _check_inflated_size(f: BinaryIO, limit: int) -> None:
+    """Refuse a deflated dataset that inflates beyond `limit` bytes, before pydicom inflates it.
+
+    Streams through the zlib data keeping nothing, so a deflate bomb costs a bounded amount of
+    memory however far it would inflate.
+    """
+    if sniff(f.read(132)) != "part10":
+        return
+    try:
+        meta = {e.tag: e for e in data_element_generator(f, False, True, stop_when=_after_meta)}
+    except Exception:  # a malformed meta group: the regular reading reports it
+        return
+    syntax = meta.get(BaseTag(0x00020010))
+    if syntax is None or not isinstance(syntax.value, bytes):
+        return
+    if syntax.value.decode("latin-1").strip(" \x00") != DeflatedExplicitVRLittleEndian:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as DICOM PS3.5 A.5 says
+    total = 0
+    try:
+        while (chunk := f.read(1 << 16)) and not inflater.eof:
+            total += len(inflater.decompress(chunk, _INFLATE_STEP))
+            while inflater.unconsumed_tail and total <= limit:
+                total += len(inflater.decompress(inflater.unconsumed_tail, _INFLATE_STEP))
+            if total > limit:
+                raise IngestRejected(
+                    f"deflated data set inflates beyond the limit of {limit} bytes"
+                )
+    except zlib.error as exc:
+        raise IngestRejected(f"unreadable deflated data: {exc}") from None
+
+
+def _after_meta(tag: int, vr: str | None, length: int) -> bool:
+    return tag >> 16 != 0x0002
 
 
 def _read_structure(f: BinaryIO, size: int) -> tuple[Dataset, UID, int, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import select
 import signal
 import threading
 import time
@@ -102,10 +103,26 @@ def append_chunks(path: Path, chunks: Sequence[bytes | memoryview]) -> None:
         file.writelines(chunks)
 
 
-def init_inspector_process() -> None:
-    """Initializer of upload-validation worker processes (kept in this light module)."""
+def init_inspector_process(server_pid: int | None = None) -> None:
+    """Initializer of upload-validation worker processes (kept in this light module).
+
+    Given the server's pid, the worker exits when the server does, even if the server was
+    killed and could not shut its pool down (Linux pidfd; elsewhere this is skipped).
+    """
     # Ctrl-C is for the server process, which shuts its pool down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if server_pid is None or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        pidfd = os.pidfd_open(server_pid)
+    except OSError:  # already gone
+        os._exit(0)
+
+    def exit_with_server() -> None:
+        select.select([pidfd], [], [])  # readable once the server process has exited
+        os._exit(0)
+
+    threading.Thread(target=exit_with_server, daemon=True, name="exit-with-server").start()
 
 
 class Library:

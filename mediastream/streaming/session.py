@@ -238,7 +238,11 @@ class Session:
 
         @channel.on("message")
         def on_message(data: str | bytes) -> None:
-            self.handle_control(data, reply)
+            try:
+                self.handle_control(data, reply)
+            except Exception:  # raised into aiortc, it would end the whole DTLS transport
+                log.exception("control message failed")
+                reply(error_message("internal_error", "The server failed to handle that message."))
 
     def _send(self, message: dict[str, Any]) -> None:
         """To the client: on the control channel when open, else over the signalling socket."""

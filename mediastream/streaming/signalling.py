@@ -130,16 +130,15 @@ class SignallingConnection:
                 f"The server is streaming to {self.ctx.max_sessions} viewers already; "
                 "try again when one has stopped.",
             )
-        if self.session is not None:
-            await self.session.close("replaced by a new offer")
         session = Session(self.ctx, state, signal=self.post, on_close=self._session_closed)
-        self.session = session
         try:
             answer = await session.accept(RTCSessionDescription(sdp=sdp, type="offer"))
         except ProtocolError:
-            self.session = None  # never answered: closing it is not news to the client
-            await session.close("offer refused")
+            await session.close("offer refused")  # never answered: not news to the client
             raise
+        if self.session is not None:  # only a usable offer replaces the running stream
+            await self.session.close("replaced by a new offer")
+        self.session = session
         self.post({"type": "answer", "sdp": answer.sdp})
         # The state the stream starts in (defaults adapt to the image), before any frame.
         self.post(state_message(session.state.to_json(), None))

@@ -104,11 +104,14 @@ def _series(library: SeriesLookup, uid: Any) -> SeriesInfo:
 
 
 def _number(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidUpdate("invalid_update", f"{name} must be a number, got {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidUpdate("invalid_update", f"{name} must be a number, got {value!r:.40}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidUpdate("invalid_update", f"{name} must be a finite number, got {value!r}.")
+    # Compared before any float(): JSON integers can be too large to convert.
     if not low <= value <= high:
         raise InvalidUpdate(
-            "invalid_update", f"{name} must be between {low:g} and {high:g}, got {value:g}."
+            "invalid_update", f"{name} must be between {low:g} and {high:g}, got {value!r:.40}."
         )
     return float(value)
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from mediastream.dicom.errors import FrameDecodeError, FrameNotFound, LibraryError, SeriesNotFound
 
-__all__ = ["ApiError", "error_middleware", "json_error"]
+__all__ = ["ApiError", "error_middleware", "json_error", "missing_static_files"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Re
         detail = f"{request.method} is not allowed on {request.path}; allowed: {allowed}."
     elif status == 413:
         detail = "The request body is larger than this server accepts."
+    elif status == 403:
+        detail = f"{request.path} cannot be listed or read."
     else:
         detail = exc.text or exc.reason
     response = json_error(status, code, detail)
@@ -91,3 +95,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return json_error(500, "internal_error", "The server failed to handle this request.")
+
+
+def missing_static_files(static_dir: Path) -> Middleware:
+    """Make a missing static file a JSON 404 like every other unknown path.
+
+    aiohttp's static handler finds out that a file is missing only while sending it, and then
+    answers with an empty 404. Traversal and directories stay aiohttp's to refuse.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        filename = request.match_info.get("filename")
+        if (
+            filename is not None
+            and request.path.startswith("/static/")
+            and not (static_dir / filename).exists()
+        ):
+            raise web.HTTPNotFound()
+        return await handler(request)
+
+    return middleware

@@ -61,6 +61,8 @@ class _Body:
         while (index := self.data.find(marker, self.pos)) < 0:
             if len(self.data) - self.pos > limit or not await self.fill():
                 raise MalformedMultipart(f"expected {marker!r} within {limit} bytes")
+        if index - self.pos > limit:
+            raise MalformedMultipart(f"expected {marker!r} within {limit} bytes")
         found = self.data[self.pos : index]
         self.pos = index + len(marker)
         return found

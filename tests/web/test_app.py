@@ -40,6 +40,13 @@ async def test_unknown_paths_and_methods_are_json(client: Client) -> None:
     assert "GET" in body["detail"] and "POST" in body["detail"]
 
 
+async def test_missing_static_files_are_json_404s(client: Client) -> None:
+    response = await client.get("/static/no-such-file.js")
+    assert response.status == 404
+    assert (await response.json())["error"] == "not_found"
+    assert (await client.get("/static/js/main.js")).status == 200
+
+
 async def test_cors_is_same_origin_by_default(client: Client) -> None:
     response = await client.get("/health", headers={"Origin": "https://elsewhere.example"})
     assert "Access-Control-Allow-Origin" not in response.headers

@@ -197,3 +197,9 @@ async def test_series_is_ordered_by_position_whatever_the_upload_order(
         hu = phantom_hu_slice(index, n_slices=6, size=64).astype(np.float64)
         expected = np.clip((hu - (40 - 0.5)) / (400 - 1) + 0.5, 0, 1) * 255
         assert np.abs(png.astype(np.float64) - expected).max() <= 1.0
+
+
+async def test_part_headers_have_a_size_limit(client: Client, small_series: list[bytes]) -> None:
+    status, body = await upload(client, [("x" * 20_000 + ".dcm", small_series[0])])
+    assert status == 400
+    assert body["error"] == "malformed_multipart"
