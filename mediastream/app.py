@@ -94,6 +94,8 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     # checking; the pool is then replaced.
     app[INSPECTORS] = Batcher(inspectors(), slots=workers, restart=inspectors)
     app[UPLOAD_THREADS] = Batcher(executor, slots=2)
+    # Start the worker now (about half a second the first time), not on the first upload.
+    await app[INSPECTORS].call(os.getpid)
     yield
     app[INSPECTORS].executor.shutdown(wait=True, cancel_futures=True)
     executor.shutdown(wait=True, cancel_futures=True)
