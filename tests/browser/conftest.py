@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from mediastream.app import create_app
 from mediastream.dicom.library import Library
 from mediastream.dicom.phantom import phantom_datasets
 from mediastream.settings import Settings
+from tests.netns import require_loopback_namespace
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -49,13 +49,7 @@ LAPTOP: ViewportSize = {"width": 1280, "height": 800}
 
 @pytest.fixture(scope="session", autouse=True)
 def loopback_only() -> None:
-    interfaces = sorted(name for _, name in socket.if_nameindex())
-    if interfaces != ["lo"]:
-        pytest.fail(
-            "Browser tests open WebRTC connections and must run in a private network namespace "
-            f"with only loopback (found interfaces {interfaces}); run them with `make pytest`.",
-            pytrace=False,
-        )
+    require_loopback_namespace("Browser tests")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

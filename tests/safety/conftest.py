@@ -7,11 +7,11 @@ provides it); they ask for `loopback_only` explicitly, so the HTTP-only tests al
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.netns import require_loopback_namespace
 from tests.streaming.conftest import make_server, series_root, series_uid
 from tests.web.conftest import make_client
 
@@ -54,10 +54,4 @@ def fuzz_settings(max_examples: int) -> settings:
 @pytest.fixture
 def loopback_only() -> None:
     """WebRTC only inside a namespace where loopback is the only interface (see Makefile)."""
-    interfaces = sorted(name for _, name in socket.if_nameindex())
-    if interfaces != ["lo"]:
-        pytest.fail(
-            "WebRTC tests must run in a private network namespace with only loopback "
-            f"(found interfaces {interfaces}); run them with `make pytest`.",
-            pytrace=False,
-        )
+    require_loopback_namespace("These tests")

@@ -6,7 +6,6 @@ where only loopback exists (`make pytest` does that); both peers gather candidat
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,14 @@ from mediastream.dicom.phantom import phantom_datasets
 from mediastream.keys import STREAMING
 from mediastream.settings import Settings
 from mediastream.streaming.session import StreamingContext
+from tests.netns import require_loopback_namespace
 
 SLICES, SIZE = 8, 128
 
 
 @pytest.fixture(scope="session", autouse=True)
 def loopback_only() -> None:
-    interfaces = sorted(name for _, name in socket.if_nameindex())
-    if interfaces != ["lo"]:
-        pytest.fail(
-            "WebRTC tests must run in a private network namespace with only loopback "
-            f"(found interfaces {interfaces}); run them with `make pytest`.",
-            pytrace=False,
-        )
+    require_loopback_namespace("Streaming tests")
 
 
 def fill_library(root: Path, n_slices: int = SLICES, size: int = SIZE) -> str:
