@@ -89,9 +89,7 @@ class Settings:
     )
     max_sessions: int = _flag(16, "most streams at once; more are refused")
     max_fps: float = _flag(30.0, "frame cap per stream")
-    video_kbps: int = _flag(
-        4000, "video bitrate per stream, in kbit/s (fixed; lower it on slow links)"
-    )
+    video_kbps: int = _flag(4000, "highest video bitrate per stream, in kbit/s")
     max_message_kb: int = _flag(256, "largest WebSocket or data-channel message, in KiB")
     max_updates_per_second: int = _flag(
         60, "stream updates applied per second per session; the excess is merged, latest wins"
