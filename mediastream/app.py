@@ -164,7 +164,12 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     limits = Limits(max_frame_pixels=settings.max_frame_pixels, max_frames=settings.max_frames)
-    app[LIBRARY] = Library(Path(settings.uploads), cache_bytes=settings.cache_bytes, limits=limits)
+    app[LIBRARY] = Library(
+        Path(settings.uploads),
+        cache_bytes=settings.cache_bytes,
+        limits=limits,
+        fsync=settings.fsync,
+    )
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.extend([executor_ctx, library_ctx, streaming_ctx])
     app.on_shutdown.append(close_sessions)

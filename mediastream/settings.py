@@ -70,6 +70,11 @@ class Settings:
         8192 * 8192, "largest frame (rows × columns) accepted, checked before decoding"
     )
     max_frames: int = _flag(50_000, "most frames in one uploaded file, checked before decoding")
+    fsync: bool = _flag(
+        False,
+        "flush each uploaded file to disk before it is listed: survives a power cut, "
+        "costs upload speed",
+    )
     cache_mb: int = _flag(512, "memory bound for decoded frames, in MiB")
     ingest_workers: int = _flag(1, "processes validating uploaded files")
     result_cache_mb: int = _flag(256, "memory bound for rendered (segmented) frames, in MiB")

@@ -137,7 +137,8 @@ class Library:
     limits : Limits, optional
         Frame size and count limits enforced at ingest.
     fsync : bool
-        Flush each stored file to disk before renaming it into place. Off by default: it costs
+        Flush each stored file to disk before renaming it into place, and its folder after, so
+        an upload reported "stored" survives a power cut. Off by default: it costs
         several milliseconds per file, which the upload throughput target cannot afford. A
         process crash loses nothing either way (the data is in the page cache); a power cut
         without it may lose the last seconds of uploads, and a file cut short by one is caught
@@ -251,7 +252,7 @@ class Library:
             if header is None:
                 return IngestOutcome(filename, "rejected", reason=inspection.reason)
             if self._fsync:
-                _fsync_file(temp_path)
+                _fsync_path(temp_path)
             series, sop = header.series_instance_uid, header.sop_instance_uid
             with self._lock:
                 existing = self._instances.get(sop)
@@ -264,8 +265,9 @@ class Library:
                     )
                 rel = f"{series}/{sop}.dcm"
                 final = self.root / rel
+                new_folder = series not in self._series
                 try:
-                    if series not in self._series:
+                    if new_folder:
                         final.parent.mkdir(exist_ok=True)
                     os.replace(temp_path, final)
                     st = final.stat()
@@ -278,6 +280,10 @@ class Library:
                 self._journal.append(record)
                 if self._journal.lines > 2 * len(self._instances) + 1000:
                     self._journal.rewrite(self._instances.values())
+            if self._fsync:  # the rename (and a new series folder) must reach the disk too
+                _fsync_path(final.parent)
+                if new_folder:
+                    _fsync_path(self.root)
             if prepared is not None:  # compressed: frame 0 was decoded to validate it
                 self.cache.put((sop, record.stored_ns, 0), prepared)
             return IngestOutcome(filename, "stored", series_uid=series, sop_instance_uid=sop)
@@ -427,7 +433,8 @@ def _subdirectories(root: Path) -> list[os.DirEntry[str]]:
     return [e for e in os.scandir(root) if is_safe_uid(e.name) and e.is_dir(follow_symlinks=False)]
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

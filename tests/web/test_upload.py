@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -203,3 +204,36 @@ async def test_part_headers_have_a_size_limit(client: Client, small_series: list
     status, body = await upload(client, [("x" * 20_000 + ".dcm", small_series[0])])
     assert status == 400
     assert body["error"] == "malformed_multipart"
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+async def test_fsync_flushes_each_stored_file_and_its_rename(
+    make_client: ClientFactory,
+    small_series: list[bytes],
+    uploads: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fsync: bool,
+) -> None:
+    flushed: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    client = await make_client(fsync=fsync)
+    status, body = await upload(client, [(f"{i}.dcm", b) for i, b in enumerate(small_series[:3])])
+    assert status == 200 and {f["outcome"] for f in body["files"]} == {"stored"}
+    if fsync:
+        # Each upload's own file while still in the incoming folder (before the rename), then
+        # the series folder holding the renamed file; the library folder once, for the new series.
+        series_folder = str(uploads / body["files"][0]["series_uid"])
+        files = [path for path in flushed if Path(path).parent == uploads / ".incoming"]
+        assert len(files) == 3
+        assert flushed.count(series_folder) == 3
+        assert flushed.count(str(uploads)) == 1
+        assert len(flushed) == 7
+    else:
+        assert flushed == []
+    assert len(stored_files(uploads)) == 3
