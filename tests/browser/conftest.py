@@ -30,6 +30,7 @@ from mediastream.app import create_app
 from mediastream.dicom.library import Library
 from mediastream.dicom.phantom import phantom_datasets
 from mediastream.settings import Settings
+from tests.browser.client_page import page_url
 from tests.netns import require_loopback_namespace
 
 CHROMIUM = "/usr/bin/chromium"
@@ -206,6 +207,23 @@ def open_page(browser: Browser, opened: list[OpenedPage]) -> PageFactory:
         opened.append(OpenedPage(page, console))
         await page.goto(url)
         return page
+
+    return factory
+
+
+@pytest.fixture
+def open_library_page(
+    make_server: ServerFactory, open_page: PageFactory, uploads: Path
+) -> PageFactory:
+    """Store a small phantom series, start the server and open the page on it.
+
+    For tests that are not about uploading; `n_slices` and `viewport` as in `fill_library` and
+    `open_page`.
+    """
+
+    async def factory(n_slices: int = 6, viewport: ViewportSize | None = None) -> Page:
+        fill_library(uploads, n_slices=n_slices)
+        return await open_page(page_url(await make_server()), viewport=viewport)
 
     return factory
 

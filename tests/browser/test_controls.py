@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.browser.client_page import (
     applied,
     choose_algorithm,
-    page_url,
     readout,
     start_stream,
     wait_for_applied,
     wait_for_frame_with_seq,
 )
-from tests.browser.conftest import PageFactory, ServerFactory, fill_library
+from tests.browser.conftest import PageFactory
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")  # one browser per session: conftest.py
 
@@ -24,10 +22,9 @@ SLICES = 6
 
 
 async def test_playback_and_window_controls_steer_the_stream(
-    make_server: ServerFactory, open_page: PageFactory, uploads: Path
+    open_library_page: PageFactory,
 ) -> None:
-    fill_library(uploads, n_slices=SLICES)
-    page = await open_page(page_url(await make_server()))
+    page = await open_library_page(n_slices=SLICES)
     await start_stream(page)
 
     # Pause: the button shows it, the server applies it.
@@ -91,11 +88,9 @@ async def test_playback_and_window_controls_steer_the_stream(
 
 
 async def test_a_moving_slider_sends_at_most_30_updates_per_second_and_the_last_value(
-    make_server: ServerFactory, open_page: PageFactory, uploads: Path
+    open_library_page: PageFactory,
 ) -> None:
-
-    fill_library(uploads, n_slices=SLICES)
-    page = await open_page(page_url(await make_server()))
+    page = await open_library_page(n_slices=SLICES)
     await start_stream(page)
     await choose_algorithm(page, "watershed")
     await page.click("#play")

@@ -68,10 +68,9 @@ async def test_upload_without_a_valid_file_shows_the_servers_reason(
 
 
 async def test_refused_values_are_shown_next_to_their_control(
-    make_server: ServerFactory, open_page: PageFactory, uploads: Path
+    open_library_page: PageFactory,
 ) -> None:
-    fill_library(uploads)
-    page = await open_page(page_url(await make_server()))
+    page = await open_library_page()
     await start_stream(page)
     await choose_algorithm(page, "watershed")
 
@@ -119,11 +118,9 @@ async def test_a_refused_stream_shows_failed_with_the_servers_reason(
 
 
 async def test_deleting_the_streamed_series_stops_the_stream(
-    make_server: ServerFactory, open_page: PageFactory, uploads: Path
+    open_library_page: PageFactory,
 ) -> None:
-
-    fill_library(uploads)
-    page = await open_page(page_url(await make_server()))
+    page = await open_library_page()
     await start_stream(page)
 
     questions: list[str] = []

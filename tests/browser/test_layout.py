@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,13 +9,12 @@ from playwright.async_api import Page, ViewportSize
 
 from tests.browser.client_page import (
     choose_algorithm,
-    page_url,
     start_stream,
     wait_for_applied,
     wait_for_connection,
     wait_until_ready,
 )
-from tests.browser.conftest import PageFactory, ServerFactory, fill_library
+from tests.browser.conftest import PageFactory
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")  # one browser per session: conftest.py
 
@@ -56,10 +54,9 @@ async def no_horizontal_overflow(page: Page) -> None:
 
 
 async def test_phone_width_fits_and_every_control_is_reachable(
-    make_server: ServerFactory, open_page: PageFactory, uploads: Path
+    open_library_page: PageFactory,
 ) -> None:
-    fill_library(uploads)
-    page = await open_page(page_url(await make_server()), viewport=PHONE)
+    page = await open_library_page(viewport=PHONE)
     await wait_until_ready(page)
     await no_horizontal_overflow(page)
 
@@ -84,10 +81,9 @@ async def test_phone_width_fits_and_every_control_is_reachable(
 
 
 async def test_laptop_width_shows_library_stream_and_controls_side_by_side(
-    make_server: ServerFactory, open_page: PageFactory, uploads: Path
+    open_library_page: PageFactory,
 ) -> None:
-    fill_library(uploads)
-    page = await open_page(page_url(await make_server()))
+    page = await open_library_page()
     await start_stream(page)
     boxes: list[Any] = [
         await page.locator(selector).bounding_box()
@@ -125,11 +121,9 @@ async def tab_to(page: Page, element_id: str, limit: int = 120) -> None:
 
 
 async def test_keyboard_reaches_every_control_and_each_has_a_label(
-    make_server: ServerFactory, open_page: PageFactory, uploads: Path
+    open_library_page: PageFactory,
 ) -> None:
-
-    fill_library(uploads)
-    page = await open_page(page_url(await make_server()))
+    page = await open_library_page()
     await wait_until_ready(page)
     await page.select_option("#algorithm", "snakes")  # before a stream: builds its controls
 
