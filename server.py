@@ -21,10 +21,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aiohttp import web
 
     from mediastream.app import create_app
+    from mediastream.process import configure_process
     from mediastream.settings import is_loopback, parse_settings
     from mediastream.web.security import RedactingAccessLogger, tls_context
 
     settings = parse_settings(argv)
+    configure_process(settings)  # the process-wide part of the settings, once
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -53,7 +53,7 @@ from bench.streamkit import capacity, latency  # noqa: E402
 from bench.streamkit.measure import emit, require_loopback_namespace  # noqa: E402
 from bench.streamkit.server import ROOT, Server  # noqa: E402
 from bench.streamkit.viewers import ping_probe  # noqa: E402
-from mediastream.streaming.ice import restrict_host_addresses  # noqa: E402
+from mediastream.process import restrict_ice_host_addresses  # noqa: E402
 
 GROUPS = ("first_frame", "update", "legacy", "fps", "concurrent", "leak", "psnr")
 CASE_TIMEOUT = 300.0
@@ -95,7 +95,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, Case]]:
 
 async def run(args: argparse.Namespace) -> list[str]:
     """Run the chosen cases; the names of those that failed (not those that missed a target)."""
-    restrict_host_addresses(["127.0.0.1"])
+    restrict_ice_host_addresses(["127.0.0.1"])  # this process's peers, like the server's
     failed: list[str] = []
     extra = [] if args.video_kbps is None else ["--video-kbps", str(args.video_kbps)]
     server = await Server(extra, args.server_script).__aenter__()

@@ -29,12 +29,11 @@ from mediastream.keys import (
     WEBSOCKETS,
 )
 from mediastream.settings import Settings
-from mediastream.streaming.ice import restrict_host_addresses, rtc_configuration
+from mediastream.streaming.ice import rtc_configuration
 from mediastream.streaming.render import Renderer, ResultCache
 from mediastream.streaming.rest import post_snakes, post_watershed, stop_rest_streams
 from mediastream.streaming.session import StreamingContext
 from mediastream.streaming.signalling import websocket_handler
-from mediastream.streaming.video import configure_video_bitrate
 from mediastream.web.docs import openapi_json, redoc_page, swagger_ui_page
 from mediastream.web.errors import error_middleware, missing_static_files
 from mediastream.web.images import delete_all_images, delete_series, get_frame_png, list_images
@@ -157,7 +156,11 @@ def _setup_cors(app: web.Application, origins: tuple[str, ...]) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the application: state, lifecycle, routes."""
+    """Build the application: state, lifecycle, routes.
+
+    Changes nothing outside the application: the process-wide settings (``--ice-host``,
+    ``--video-kbps``, pydicom's reports) are applied by `mediastream.process.configure_process`.
+    """
     app = web.Application(
         middlewares=[error_middleware, auth_middleware, missing_static_files(STATIC_DIR)],
         client_max_size=JSON_BODY_LIMIT,
@@ -173,9 +176,8 @@ def create_app(settings: Settings) -> web.Application:
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.extend([executor_ctx, library_ctx, streaming_ctx])
     app.on_shutdown.append(close_sessions)
-    # aiortc offers no per-connection settings for these two; see their modules.
-    restrict_host_addresses(settings.ice_hosts)
-    configure_video_bitrate(settings.video_kbps)
+    # --ice-host and --video-kbps are process-wide (aiortc has no per-connection option): they
+    # are applied at start-up by mediastream.process, not here.
 
     app.add_routes(
         [

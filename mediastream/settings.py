@@ -170,6 +170,26 @@ def _env_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+class _Repeatable(argparse.Action):
+    """argparse's "append", except that the first use replaces the default.
+
+    The default of a repeatable flag comes from the environment, and the flag wins: with
+    "append", ``MEDIASTREAM_CORS_ORIGIN=a --cors-origin b`` would allow both a and b.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        current = getattr(namespace, self.dest, None)
+        if current is None or current is self.default:
+            current = []
+        setattr(namespace, self.dest, [*current, values])
+
+
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """The command-line parser, one flag per `Settings` field; defaults read from `environ`."""
     env = os.environ if environ is None else environ
@@ -192,7 +212,7 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
             options["action"] = "store_false" if inverted else "store_true"
             options["default"] = (not from_env) if inverted else (from_env or field.default)
         elif kind.startswith("tuple"):
-            options["action"] = "append"
+            options["action"] = _Repeatable
             items = [item.strip() for item in raw.split(",") if item.strip()] if raw else []
             options["default"] = items or None
         else:

@@ -107,3 +107,21 @@ def test_reachable_host_needs_a_token(host: str, capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "localhost"])
 def test_loopback_host_needs_no_token(host: str) -> None:
     assert parse_settings([f"--host={host}"], environ={}).host == host
+
+
+@pytest.mark.parametrize(
+    ("flag", "field", "from_env", "given"),
+    [
+        ("cors-origin", "cors_origins", "https://env.example", "https://flag.example"),
+        ("ice-host", "ice_hosts", "10.0.0.1", "127.0.0.1"),
+        ("ice-server", "ice_servers", "stun:env.example:3478", "stun:flag.example:3478"),
+    ],
+)
+def test_a_repeatable_flag_replaces_its_environment_value(
+    flag: str, field: str, from_env: str, given: str
+) -> None:
+    env = {"MEDIASTREAM_" + flag.upper().replace("-", "_"): from_env}
+    assert getattr(parse_settings([], environ=env), field) == (from_env,)
+    assert getattr(parse_settings([f"--{flag}", given], environ=env), field) == (given,)
+    repeated = parse_settings([f"--{flag}", given, f"--{flag}", from_env], environ=env)
+    assert getattr(repeated, field) == (given, from_env)

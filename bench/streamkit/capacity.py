@@ -14,7 +14,7 @@ from typing import Any
 from bench.streamkit.measure import CpuUsage, emit, ms_summary, percentile, psnr, rss_bytes, verdict
 from bench.streamkit.server import Server
 from bench.streamkit.viewers import STREAM_SCRIPT, FrameLog, ProbeProcess, Viewer, viewer
-from mediastream.streaming.ice import restrict_host_addresses
+from mediastream.process import restrict_ice_host_addresses
 
 SOFT_TISSUE = {"center": 40, "width": 400}
 AORTA = {"x": 270, "y": 293, "radius": 18}  # the demo phantom's aorta (bench/segmentation.py)
@@ -225,7 +225,7 @@ async def case_cycles(server: Server, n: int) -> None:
 
 async def abrupt_child(url: str) -> None:
     """The viewer `cycle_killed` kills: stream, say so, then wait to be killed."""
-    restrict_host_addresses(["127.0.0.1"])
+    restrict_ice_host_addresses(["127.0.0.1"])
     client = Viewer(url)
     await client.connect()
     await client.start(STREAMING_STATE)

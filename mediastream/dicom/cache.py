@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from mediastream.dicom.display import PreparedFrame
 
-__all__ = ["FrameCache", "FrameKey"]
+__all__ = ["FailureMemo", "FrameCache", "FrameKey"]
 
 # (SOP Instance UID, when the instance was stored, frame within the instance): the stored time
 # keeps a frame decoded from a since-deleted file from answering for a re-uploaded one.
@@ -73,3 +73,32 @@ class FrameCache:
         with self._lock:
             self._entries.clear()
             self._bytes = 0
+
+
+class FailureMemo:
+    """Why frames failed to decode, so a failing frame is decoded (and logged) once.
+
+    A frame that cannot be decoded now cannot be decoded later either: its file is immutable
+    under its key. Bounded to the `capacity` most recent failures.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._reasons: OrderedDict[FrameKey, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: FrameKey) -> str | None:
+        with self._lock:
+            return self._reasons.get(key)
+
+    def put(self, key: FrameKey, reason: str) -> None:
+        with self._lock:
+            self._reasons[key] = reason
+            while len(self._reasons) > self.capacity:
+                self._reasons.popitem(last=False)
+
+    def discard_instances(self, sop_instance_uids: Iterable[str]) -> None:
+        gone = set(sop_instance_uids)
+        with self._lock:
+            for key in [k for k in self._reasons if k[0] in gone]:
+                del self._reasons[key]

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import threading
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -41,7 +37,6 @@ __all__ = [
     "decode_frame",
     "describe_syntax",
     "load_prepared_frame",
-    "quiet_pydicom",
     "read_header",
     "read_pixel_element",
     "sniff",
@@ -49,13 +44,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# pydicom warns about sloppy-but-readable files (invalid VRs, odd padding, J2K signedness) and
-# `warnings.catch_warnings` swaps process-global state without being thread-safe (before Python
-# 3.14). One process-wide lock serialises the pydicom calls that may warn, so the warnings are
-# captured and logged instead of printed - or raised, under `-W error`, which would otherwise
-# make a file's fate depend on the warning filters in force.
-_PYDICOM_LOCK = threading.RLock()
 
 PIXEL_TAGS = {
     0x7FE00010: "PixelData",
@@ -68,18 +56,6 @@ _RAW_ENCODINGS = {
     (False, True): ExplicitVRLittleEndian,
     (False, False): ExplicitVRBigEndian,
 }
-
-
-@contextmanager
-def quiet_pydicom() -> Iterator[None]:
-    """Run pydicom calls with their warnings captured and logged at debug level."""
-    with _PYDICOM_LOCK, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            for w in caught:
-                log.debug("pydicom: %s", w.message)
 
 
 def sniff(head: bytes) -> Literal["part10", "raw"] | None:
@@ -220,7 +196,8 @@ def decode_frame(
     Returns the header dataset (no pixel data), the frame as decoded by pydicom (YBR already
     turned to RGB where pydicom does so) and the photometric interpretation of that array.
     `transfer_syntax` is needed for raw datasets without file meta when it cannot be inferred.
-    Call inside `quiet_pydicom`. Raises whatever pydicom raises; see `load_prepared_frame`.
+    Raises whatever pydicom raises; see `load_prepared_frame`. (pydicom's warnings about
+    sloppy-but-readable files are routed once per process: `mediastream.process`.)
     """
     if isinstance(src, Path):
         with src.open("rb") as opened:
@@ -263,15 +240,14 @@ def load_prepared_frame(
     FileNotFoundError
         When the file has gone (deleted concurrently).
     """
-    with quiet_pydicom():
-        try:
-            ds, arr, photometric = decode_frame(path, index, transfer_syntax=transfer_syntax)
-            return prepare_frame(arr, ds, photometric=photometric, frame=index)
-        except FileNotFoundError:
-            raise
-        except Exception as exc:  # pydicom and its plugins raise many types; all mean "can't"
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise FrameDecodeError(
-                f"cannot decode frame {index} of SOP Instance UID {sop_instance_uid} "
-                f"({describe_syntax(transfer_syntax)}): {reason}"
-            ) from exc
+    try:
+        ds, arr, photometric = decode_frame(path, index, transfer_syntax=transfer_syntax)
+        return prepare_frame(arr, ds, photometric=photometric, frame=index)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pydicom and its plugins raise many types; all mean "can't"
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise FrameDecodeError(
+            f"cannot decode frame {index} of SOP Instance UID {sop_instance_uid} "
+            f"({describe_syntax(transfer_syntax)}): {reason}"
+        ) from exc

@@ -40,7 +40,6 @@ from mediastream.dicom.decode import (
     PixelElement,
     describe_syntax,
     load_prepared_frame,
-    quiet_pydicom,
     read_header,
     read_pixel_element,
     sniff,
@@ -131,7 +130,7 @@ def inspect_file(
         With a specific reason, e.g. "not a DICOM file", "no pixel data",
         "pixel data truncated: expected 524288 bytes, found 1000".
     """
-    with path.open("rb") as f, quiet_pydicom():
+    with path.open("rb") as f:
         size = os.fstat(f.fileno()).st_size
         _check_inflated_size(f, limits.max_inflated_bytes)
         f.seek(0)

@@ -30,8 +30,8 @@ from numpy.typing import NDArray
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 
-from mediastream.dicom.cache import FrameCache
-from mediastream.dicom.decode import load_prepared_frame, quiet_pydicom
+from mediastream.dicom.cache import FailureMemo, FrameCache, FrameKey
+from mediastream.dicom.decode import load_prepared_frame
 from mediastream.dicom.display import DisplayFrame, PreparedFrame, Window, render
 from mediastream.dicom.errors import (
     FrameDecodeError,
@@ -111,6 +111,10 @@ def init_inspector_process(server_pid: int | None = None) -> None:
     """
     # Ctrl-C is for the server process, which shuts its pool down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Imported here: mediastream.process needs aiortc, which this light module must not load.
+    from mediastream.process import route_pydicom_reports
+
+    route_pydicom_reports()
     if server_pid is None or not hasattr(os, "pidfd_open"):
         return
     try:
@@ -153,6 +157,7 @@ class Library:
         (self.root / INCOMING).mkdir(exist_ok=True)
         self.limits = limits or Limits()
         self.cache = FrameCache(cache_bytes)
+        self._failures = FailureMemo()
         self._fsync = fsync
         self._lock = threading.Lock()
         self._upload_prefix = uuid.uuid4().hex  # unique per Library; numbered per upload
@@ -294,8 +299,7 @@ class Library:
         """Write `ds` (with its file meta) to a temp file, then `ingest` it."""
         temp = self.new_temp_path()
         try:
-            with quiet_pydicom():
-                dcmwrite(temp, ds, enforce_file_format=True)
+            dcmwrite(temp, ds, enforce_file_format=True)
         except Exception as exc:  # pydicom raises many types for unwritable datasets
             temp.unlink(missing_ok=True)
             return IngestOutcome(filename, "rejected", reason=f"cannot write dataset: {exc}")
@@ -360,6 +364,16 @@ class Library:
         """
         return render(self._prepared(series_uid, index), window)
 
+    def frame_key(self, series_uid: str, index: int) -> FrameKey:
+        """What frame `index` of a series shows now: (SOP Instance UID, stored time, frame).
+
+        An index names a different picture once a series gains instances that sort before it,
+        so caches of anything derived from a frame key it by this, never by the index.
+        Raises SeriesNotFound or FrameNotFound.
+        """
+        record, local = self._locate(series_uid, index)
+        return (record.header.sop_instance_uid, record.stored_ns, local)
+
     def frame_values(self, series_uid: str, index: int) -> NDArray[np.generic]:
         """Frame `index` after the modality LUT (e.g. Hounsfield units), read-only.
 
@@ -367,7 +381,7 @@ class Library:
         """
         return self._prepared(series_uid, index).pixels
 
-    def _prepared(self, series_uid: str, index: int) -> PreparedFrame:
+    def _locate(self, series_uid: str, index: int) -> tuple[InstanceRecord, int]:
         with self._lock:
             view = self._view(series_uid)
             located = view.locate(index)
@@ -376,24 +390,35 @@ class Library:
                 f"frame {index} does not exist: series {series_uid} has {view.frame_count} "
                 f"frames, valid indices are 0 to {view.frame_count - 1}"
             )
-        record, local = located
+        return located
+
+    def _prepared(self, series_uid: str, index: int) -> PreparedFrame:
+        record, local = self._locate(series_uid, index)
         key = (record.header.sop_instance_uid, record.stored_ns, local)
         prepared = self.cache.get(key)
-        if prepared is None:
-            try:
-                prepared = load_prepared_frame(
-                    self.root / record.path,
-                    local,
-                    transfer_syntax=record.header.transfer_syntax,
-                    sop_instance_uid=record.header.sop_instance_uid,
-                )
-            except FileNotFoundError:
-                with self._lock:
-                    self._view(series_uid)  # raises SeriesNotFound if it was deleted meanwhile
-                raise FrameDecodeError(
-                    f"the file of SOP Instance UID {record.header.sop_instance_uid} is missing"
-                ) from None
-            self.cache.put(key, prepared)
+        if prepared is not None:
+            return prepared
+        failure = self._failures.get(key)
+        if failure is not None:  # decoding again would fail again, and log again
+            raise FrameDecodeError(failure)
+        try:
+            prepared = load_prepared_frame(
+                self.root / record.path,
+                local,
+                transfer_syntax=record.header.transfer_syntax,
+                sop_instance_uid=record.header.sop_instance_uid,
+            )
+        except FileNotFoundError:
+            with self._lock:
+                self._view(series_uid)  # raises SeriesNotFound if it was deleted meanwhile
+            raise FrameDecodeError(
+                f"the file of SOP Instance UID {record.header.sop_instance_uid} is missing"
+            ) from None
+        except FrameDecodeError as exc:
+            log.warning("%s", exc)  # once per frame: the failure is remembered
+            self._failures.put(key, exc.message)
+            raise
+        self.cache.put(key, prepared)
         return prepared
 
     # -- deletion ---------------------------------------------------------------------------
@@ -426,6 +451,7 @@ class Library:
         except OSError:
             pass  # not empty (a file we do not list) or already gone
         self.cache.discard_instances(members)
+        self._failures.discard_instances(members)
         return removed
 
 

@@ -21,7 +21,7 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from mediastream.dicom.errors import LibraryError
-from mediastream.streaming.render import RenderedFrame, Renderer, render_key
+from mediastream.streaming.render import RenderedFrame, Renderer
 from mediastream.streaming.state import StreamState
 from mediastream.streaming.track import FrameSlot, Picture
 
@@ -67,6 +67,7 @@ class Player:
         self._last: Picture | None = None
         self._changed_at = 0.0
         self._prefetch: tuple[Any, asyncio.Future[RenderedFrame]] | None = None
+        self._reported: set[tuple[str, int, str, str]] = set()  # errors the client was told
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -107,6 +108,7 @@ class Player:
         clock: tuple[bool, float] | None = None  # (playing, image_delay) the tick was set for
         while not self._slot.closed:  # the track ended (e.g. the peer left): nothing to show
             self._wake.clear()
+            self.follow_series()
             generation, state, seq, live = self._generation, self._state, self._seq, self._live
             self._live = False
             await self._render(state, seq, generation, live)
@@ -127,6 +129,15 @@ class Player:
                 # wait for it: it is rendered at once and replaces the unsent picture.
                 if await self._until_taken(generation):
                     self._state = self._state.advanced()
+
+    def follow_series(self) -> None:
+        """Take in a change of the series' length: instances may arrive while it streams."""
+        try:
+            count = self._renderer.frame_count(self._state.series)
+        except LibraryError:
+            return  # deleted: the session is being closed
+        if count != self._state.frame_count:
+            self._state = self._state.resized(count)
 
     async def _idle(self, tick: float | None) -> bool:
         """Wait for a change (False) or the play clock (True); refresh the picture meanwhile."""
@@ -156,12 +167,26 @@ class Player:
                 if generation == self._generation:
                     self._put(frame, seq)
         except LibraryError as exc:  # e.g. a compressed frame that does not decode
-            self._on_error(exc.code, str(exc), seq)
+            self._report(state, exc.code, str(exc), seq, live)
         except ValueError as exc:  # parameters that do not fit this image (centre outside…)
-            self._on_error("invalid_params", str(exc), seq)
+            self._report(state, "invalid_params", str(exc), seq, live)
         except Exception:  # a bug must not kill the stream silently
-            log.exception("rendering slice %d failed", state.index)
-            self._on_error("render_failed", "The server failed to render this slice.", seq)
+            if self._report(
+                state, "render_failed", "The server failed to render this slice.", seq, live
+            ):
+                log.exception("rendering slice %d failed", state.index)
+
+    def _report(
+        self, state: StreamState, code: str, detail: str, seq: int | None, live: bool
+    ) -> bool:
+        """Tell the client a slice cannot be shown: once per slice and error while it plays
+        (a looping series would repeat it every pass), and always in answer to a change."""
+        key = (state.series, state.index, code, detail)
+        if not live and key in self._reported:
+            return False
+        self._reported.add(key)
+        self._on_error(code, detail, seq)
+        return True
 
     async def _evolve(self, state: StreamState, seq: int | None, generation: int) -> None:
         preview = await self._worker(self._renderer.preview, state)
@@ -194,14 +219,17 @@ class Player:
         hit = self._renderer.cached(state)
         if hit is not None:
             return hit
-        if self._prefetch is not None and self._prefetch[0] == render_key(state):
+        if self._prefetch is not None and self._prefetch[0] == self._renderer.key(state):
             future = self._prefetch[1]
             self._prefetch = None
             return await future
         return await self._worker(self._renderer.final, state)
 
     def _start_prefetch(self, state: StreamState) -> None:
-        key = render_key(state)
+        try:
+            key = self._renderer.key(state)
+        except LibraryError:
+            return  # the series changed meanwhile; the next render reports it
         if (self._prefetch is not None and self._prefetch[0] == key) or self._renderer.cached(
             state
         ):

@@ -1,9 +1,10 @@
 """Rendering slices for the stream: display pipeline → segmentation → video-ready I420 picture.
 
 Everything here is blocking and runs in worker threads. Final results are kept in a `ResultCache`
-shared by all sessions and keyed by everything that determines the picture (series, slice, window,
-algorithm, parameters), so looping a series — or a second viewer of the same series — costs only
-the video encoding.
+shared by all sessions and keyed by everything that determines the picture — the frame shown (its
+instance, when it was stored, its frame number; not its index, which names another frame once the
+series grows), the window, the algorithm and its parameters — so looping a series, or a second
+viewer of the same series, costs only the video encoding.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mediastream.dicom.library import Library
 from mediastream.streaming.state import StreamState
 from segmentation import EvolvingAlgorithm
 
-__all__ = ["RenderedFrame", "ResultCache", "Renderer", "render_key"]
+__all__ = ["RenderedFrame", "ResultCache", "Renderer"]
 
 RenderKey = tuple[Hashable, ...]
 
@@ -55,12 +56,6 @@ class RenderedFrame:
     @property
     def nbytes(self) -> int:
         return int(self.i420.nbytes)
-
-
-def render_key(state: StreamState) -> RenderKey:
-    window = None if state.window is None else (state.window.center, state.window.width)
-    params = tuple(sorted(state.params_json.items()))
-    return (state.series, state.index, window, state.algorithm, params)
 
 
 class ResultCache:
@@ -142,6 +137,17 @@ class Renderer:
         self.library = library
         self.cache = cache
 
+    def key(self, state: StreamState) -> RenderKey:
+        """What determines the picture of `state`; raises SeriesNotFound or FrameNotFound."""
+        window = None if state.window is None else (state.window.center, state.window.width)
+        params = tuple(sorted(state.params_json.items()))
+        frame = self.library.frame_key(state.series, state.index)
+        return (state.series, frame, window, state.algorithm, params)
+
+    def frame_count(self, series_uid: str) -> int:
+        """How many frames the series has now (it grows while instances arrive)."""
+        return self.library.get_series(series_uid).frame_count
+
     def _load(self, state: StreamState) -> tuple[DisplayFrame, dict[str, Any], float]:
         start = time.perf_counter()
         display = self.library.frame(state.series, state.index, state.window)
@@ -164,7 +170,7 @@ class Renderer:
         return RenderedFrame(
             i420=i420,
             index=state.index,
-            count=state.frame_count,
+            count=self.frame_count(state.series),
             algorithm=state.algorithm,
             stage=result.stage,
             stats=dict(result.stats),
@@ -173,8 +179,10 @@ class Renderer:
         )
 
     def cached(self, state: StreamState) -> RenderedFrame | None:
-        frame = self.cache.get(render_key(state))
-        return None if frame is None else dataclasses.replace(frame, cached=True)
+        frame = self.cache.get(self.key(state))
+        if frame is None:
+            return None
+        return dataclasses.replace(frame, cached=True, count=self.frame_count(state.series))
 
     def final(self, state: StreamState) -> RenderedFrame:
         """The finished picture for `state` (from the cache when it is there)."""
@@ -188,15 +196,13 @@ class Renderer:
         result = algorithm.segment(display.gray, state.params, **kwargs)
         timing = {"decode": decode_ms, "segment": _ms(segment)}
         frame = self._frame(state, display, result, timing, start)
-        self.cache.put(render_key(state), frame)
+        self.cache.put(self.key(state), frame)
         return frame
 
     def evolves(self, state: StreamState) -> bool:
         """Whether `state` has an evolution worth showing (not cached yet, evolving algorithm)."""
         algorithm = segmentation.get_algorithm(state.algorithm)
-        return (
-            isinstance(algorithm, EvolvingAlgorithm) and self.cache.get(render_key(state)) is None
-        )
+        return isinstance(algorithm, EvolvingAlgorithm) and self.cache.get(self.key(state)) is None
 
     def preview(self, state: StreamState) -> RenderedFrame:
         """The instant picture of an evolving algorithm's starting point."""
@@ -225,5 +231,5 @@ class Renderer:
             timing = {"decode": decode_ms, "segment": _ms(start)}
             frame = self._frame(state, display, result, timing, start)
             if frame.stage == "final":
-                self.cache.put(render_key(state), frame)
+                self.cache.put(self.key(state), frame)
             yield frame

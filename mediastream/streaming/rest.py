@@ -22,7 +22,6 @@ from aiortc import RTCSessionDescription
 import segmentation
 from mediastream.keys import STREAMING
 from mediastream.streaming.messages import ProtocolError
-from mediastream.streaming.session import Session
 from mediastream.streaming.state import InvalidUpdate, initial_state
 from mediastream.web.errors import ApiError
 
@@ -75,18 +74,11 @@ async def _start(request: web.Request, algorithm: str) -> web.Response:
     except InvalidUpdate as exc:
         status = 404 if exc.code in ("no_series", "series_not_found") else 400
         raise ApiError(status, exc.code, exc.detail) from None
-    if not ctx.has_room():
-        raise ApiError(
-            503,
-            "too_many_sessions",
-            f"The server is streaming to {ctx.max_sessions} viewers already; try again later.",
-        )
-    session = Session(ctx, state, origin=REST_ORIGIN)
     try:
-        answer = await session.accept(offer)
+        _, answer = await ctx.open_session(state, offer, origin=REST_ORIGIN)
     except ProtocolError as exc:
-        await session.close("offer refused")
-        raise ApiError(400, exc.code, exc.detail) from None
+        status = 503 if exc.code == "too_many_sessions" else 400
+        raise ApiError(status, exc.code, exc.detail) from None
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
 
 

@@ -1,10 +1,12 @@
 """One streaming session per viewer: the peer connection, its track, control channel and player.
 
-The session is the only owner of these resources. It closes itself when the connection fails or
-closes; its owner (a WebSocket connection or the REST adapter) closes it on stop, on a replacing
-offer or when the socket goes away; the application closes every session on shutdown. `close` is
-idempotent and releases everything: player task, track, peer connection, membership in the app's
-set of sessions.
+Sessions are opened in one place, `StreamingContext.open_session`: a session joins the app's set
+(and takes a stream slot) only once its offer is answered, and is closed on any failure before
+that. The session is the only owner of its resources. It closes itself when the connection fails
+or closes; its owner (a WebSocket connection or the REST adapter) closes it on stop, on a
+replacing offer or when the socket goes away; the application closes every session on shutdown.
+`close` is idempotent and releases everything: player task, track, peer connection, membership
+in the app's set of sessions.
 """
 
 from __future__ import annotations
@@ -64,9 +66,58 @@ class StreamingContext:
     max_message_bytes: int = 256 * 1024
     max_updates_per_second: int = 60
     sessions: set[Session] = dataclasses.field(default_factory=set)
+    # Offers being answered: each holds a slot until it succeeds or fails.
+    _opening: int = dataclasses.field(default=0, init=False)
 
     def has_room(self, replacing: Session | None = None) -> bool:
-        return len(self.sessions - {replacing} if replacing else self.sessions) < self.max_sessions
+        current = len(self.sessions - {replacing} if replacing else self.sessions)
+        return current + self._opening < self.max_sessions
+
+    async def open_session(
+        self,
+        state: StreamState,
+        offer: RTCSessionDescription,
+        *,
+        replacing: Session | None = None,
+        signal: Send | None = None,
+        origin: str = "ws",
+        on_close: Callable[[Session, str], None] | None = None,
+    ) -> tuple[Session, RTCSessionDescription]:
+        """Answer `offer` with a new session streaming `state`; the only way sessions start.
+
+        The session counts against ``max_sessions`` from the start, but joins `sessions` only
+        once the answer exists; whatever fails before that — a refused offer, an error aiortc
+        raises, a cancelled request — closes it, so a failed offer never keeps a slot.
+
+        Raises
+        ------
+        ProtocolError
+            ``too_many_sessions``, or ``invalid_offer`` for any offer that cannot be answered.
+        """
+        if not self.has_room(replacing):
+            raise ProtocolError(
+                "too_many_sessions",
+                f"The server is streaming to {self.max_sessions} viewers already; "
+                "try again when one has stopped.",
+            )
+        self._opening += 1
+        session: Session | None = None
+        try:
+            session = Session(self, state, signal=signal, origin=origin, on_close=on_close)
+            answer = await session.accept(offer)
+        except BaseException as exc:
+            if session is not None:
+                await session.close("offer refused")  # never answered: not news to the client
+            if isinstance(exc, ProtocolError) or not isinstance(exc, Exception):
+                raise
+            log.info("offer refused: %s: %s", type(exc).__name__, exc)
+            raise ProtocolError(
+                "invalid_offer", f"The offer could not be answered: {_reason(exc)}."
+            ) from None
+        finally:
+            self._opening -= 1
+        self.sessions.add(session)
+        return session, answer
 
     async def series_deleted(self, series_uid: str | None) -> None:
         """Stop the streams showing a deleted series (`None`: every series was deleted)."""
@@ -114,7 +165,6 @@ class Session:
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
         self.pc.on("track", self._on_remote_track)
-        ctx.sessions.add(self)
 
     @property
     def state(self) -> StreamState:
@@ -182,6 +232,7 @@ class Session:
         except ProtocolError as exc:
             reply(error_message(exc.code, exc.detail))
             return
+        self.player.follow_series()  # validate against the series as it is now
         changes = {k: v for k, v in message.items() if k not in ("type", "seq")}
         if self._pending is not None or not self._bucket.take():
             merged = merge_updates(self._pending[0] if self._pending else {}, changes)
@@ -303,6 +354,11 @@ class Session:
         if self._on_close is not None:
             self._on_close(self, reason)
         log.info("session closed: %s", reason)
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split()).rstrip(".")
+    return text or type(exc).__name__
 
 
 def _too_large(size: int, ctx: StreamingContext) -> str:

@@ -124,18 +124,13 @@ class SignallingConnection:
         if requested is not None and not isinstance(requested, Mapping):
             raise ProtocolError("invalid_update", "state must be an object.")
         state = initial_state(self.ctx.library, requested)
-        if not self.ctx.has_room(replacing=self.session):
-            raise ProtocolError(
-                "too_many_sessions",
-                f"The server is streaming to {self.ctx.max_sessions} viewers already; "
-                "try again when one has stopped.",
-            )
-        session = Session(self.ctx, state, signal=self.post, on_close=self._session_closed)
-        try:
-            answer = await session.accept(RTCSessionDescription(sdp=sdp, type="offer"))
-        except ProtocolError:
-            await session.close("offer refused")  # never answered: not news to the client
-            raise
+        session, answer = await self.ctx.open_session(
+            state,
+            RTCSessionDescription(sdp=sdp, type="offer"),
+            replacing=self.session,
+            signal=self.post,
+            on_close=self._session_closed,
+        )
         if self.session is not None:  # only a usable offer replaces the running stream
             await self.session.close("replaced by a new offer")
         self.session = session

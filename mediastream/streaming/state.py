@@ -87,6 +87,12 @@ class StreamState:
             "count": self.frame_count,
         }
 
+    def resized(self, frame_count: int) -> StreamState:
+        """The state after the series came to have `frame_count` frames (same index if it can)."""
+        return dataclasses.replace(
+            self, frame_count=frame_count, index=min(self.index, frame_count - 1)
+        )
+
     def advanced(self) -> StreamState:
         """The state after the play clock moves to the next slice (looping)."""
         return dataclasses.replace(self, index=(self.index + 1) % self.frame_count)

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, async_playwright
 
 from mediastream.app import create_app
+from mediastream.process import configure_process
 from mediastream.settings import Settings
 from tests.browser.client_page import TIMEOUT_MS, start_stream, wait_until_ready
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LAPTOP
@@ -41,6 +42,7 @@ async def make_screenshot(output: Path) -> None:
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(uploads=Path(folder), demo=True, ice_hosts=("127.0.0.1",))
         server = TestServer(create_app(settings), host="127.0.0.1")
+        configure_process(settings)
         await server.start_server()
         try:
             async with async_playwright() as playwright:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 
-from mediastream.dicom.decode import decode_frame, describe_syntax, quiet_pydicom, sniff
+from mediastream.dicom.decode import decode_frame, describe_syntax, sniff
 
 from .conftest import pydicom_file
 
@@ -26,31 +26,27 @@ from .conftest import pydicom_file
 )
 def test_lossless_encodings_of_mr_small_decode_identically(name: str) -> None:
     reference = dcmread(pydicom_file("MR_small.dcm")).pixel_array
-    with quiet_pydicom():
-        ds, arr, photometric = decode_frame(pydicom_file(name), 0)
+    ds, arr, photometric = decode_frame(pydicom_file(name), 0)
     assert photometric == "MONOCHROME2" and "PixelData" not in ds
     np.testing.assert_array_equal(arr, reference)
 
 
 def test_deflated_files_decode() -> None:
-    with quiet_pydicom():
-        reference = dcmread(pydicom_file("image_dfl.dcm")).pixel_array
-        _, arr, _ = decode_frame(pydicom_file("image_dfl.dcm"), 0)
+    reference = dcmread(pydicom_file("image_dfl.dcm")).pixel_array
+    _, arr, _ = decode_frame(pydicom_file("image_dfl.dcm"), 0)
     np.testing.assert_array_equal(arr, reference)
 
 
 def test_one_frame_of_a_multi_frame_file_from_bytes_in_memory() -> None:
     data = pydicom_file("examples_ybr_color.dcm").read_bytes()
-    with quiet_pydicom():
-        reference = dcmread(io.BytesIO(data)).pixel_array
-        _, arr, photometric = decode_frame(io.BytesIO(data), 17)
+    reference = dcmread(io.BytesIO(data)).pixel_array
+    _, arr, photometric = decode_frame(io.BytesIO(data), 17)
     assert photometric == "RGB" and arr.shape == (240, 320, 3)
     np.testing.assert_array_equal(arr, reference[17])
 
 
 def test_bit_packed_frames_unpack() -> None:
-    with quiet_pydicom():
-        _, arr, _ = decode_frame(pydicom_file("liver_1frame.dcm"), 0)
+    _, arr, _ = decode_frame(pydicom_file("liver_1frame.dcm"), 0)
     assert arr.shape == (512, 512) and set(np.unique(arr).tolist()) == {0, 1}
 
 

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut
 from pydicom.pixels import apply_modality_lut as pydicom_modality_lut
 
-from mediastream.dicom.decode import decode_frame, quiet_pydicom
+from mediastream.dicom.decode import decode_frame
 from mediastream.dicom.display import (
     DisplayFrame,
     Window,
@@ -33,8 +33,7 @@ from .conftest import pydicom_file
 
 
 def decoded(name: str, index: int = 0) -> tuple[Dataset, NDArray[np.generic], str]:
-    with quiet_pydicom():
-        return decode_frame(pydicom_file(name), index)
+    return decode_frame(pydicom_file(name), index)
 
 
 def dicom_linear(x: float, c: float, w: float) -> int:
@@ -260,8 +259,7 @@ def test_palette_colour_becomes_rgb_through_its_lut() -> None:
     ds, arr, photometric = decoded("examples_palette.dcm")
     assert photometric == "PALETTE COLOR"
     frame = display_frame(arr, ds, photometric=photometric)
-    with quiet_pydicom():
-        reference = apply_color_lut(arr, dcmread(pydicom_file("examples_palette.dcm")))
+    reference = apply_color_lut(arr, dcmread(pydicom_file("examples_palette.dcm")))
     assert frame.rgb is not None and frame.rgb.shape == (*arr.shape, 3)
     np.testing.assert_array_equal(frame.rgb, to_uint8(reference, 16))
 

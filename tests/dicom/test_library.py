@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import io
 import json
+import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,11 +18,13 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import RLELossless
 
+from mediastream.dicom import library as library_module
 from mediastream.dicom.display import Window
 from mediastream.dicom.errors import FrameDecodeError, FrameNotFound, LibraryError, SeriesNotFound
 from mediastream.dicom.library import Library
 from mediastream.dicom.phantom import phantom_datasets
 from mediastream.dicom.store import INDEX_NAME
+from tests.conftest import broken_second_frame, dataset_bytes
 
 from .conftest import StoreFile, pydicom_file
 
@@ -375,3 +379,33 @@ def test_concurrent_ingest_and_frame_reads(tmp_path: Path) -> None:
     assert errors == []
     assert lib.counts() == {"series": 1, "instances": 12, "frames": 12}
     assert list((lib.root / ".incoming").iterdir()) == []
+
+
+def test_a_frame_that_fails_is_decoded_and_logged_once(
+    library: Library,
+    store_file: StoreFile,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ds = broken_second_frame()
+    assert store_file(library, dataset_bytes(ds)).outcome == "stored"
+    calls: list[int] = []
+    real_load = library_module.load_prepared_frame
+
+    def counting_load(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1])
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(library_module, "load_prepared_frame", counting_load)
+    caplog.set_level(logging.DEBUG)
+    messages = set()
+    for _ in range(5):
+        with pytest.raises(FrameDecodeError) as err:
+            library.frame(ds.SeriesInstanceUID, 1)
+        messages.add(str(err.value))
+    assert calls == [1]  # remembered: not decoded again
+    assert len(messages) == 1 and "cannot decode frame 1" in messages.pop()
+    failures = [r for r in caplog.records if "cannot decode frame 1" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].levelno == logging.WARNING
+    assert [r for r in caplog.records if r.exc_info] == []  # no pydicom tracebacks
+    library.frame(ds.SeriesInstanceUID, 0)  # the good frame still renders

@@ -26,13 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aioice.ice
 import pytest
 from pydicom import dcmread
 
 from mediastream.client import StreamClient
 from mediastream.dicom.phantom import phantom_datasets
-from mediastream.streaming.ice import restrict_host_addresses
 from tests.safety.dicom_mutations import dataset_bytes
 from tests.safety.processes import MiB, command_line, is_alive, validation_workers
 from tests.safety.server_process import ServerProcess
@@ -79,14 +77,6 @@ def multipart_head(boundary: str, name: str) -> bytes:
         f'Content-Disposition: form-data; name="files"; filename="{name}"\r\n'
         "Content-Type: application/dicom\r\n\r\n"
     ).encode()
-
-
-@pytest.fixture
-def viewer_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Peers made in this process gather ICE candidates on 127.0.0.1, like the server (an
-    in-process server does this for its test's peers; this server runs in another process)."""
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", aioice.ice.get_host_addresses)
-    restrict_host_addresses(("127.0.0.1",))  # undone by monkeypatch after the test
 
 
 # -- SIGKILL mid-upload ----------------------------------------------------------------------
@@ -187,7 +177,7 @@ async def test_the_helper_processes_of_a_killed_server_exit(
 
 
 async def test_sigterm_closes_sockets_and_peers_and_exits_within_5_s(
-    tmp_path: Path, run_server: StartServer, loopback_only: None, viewer_on_loopback: None
+    tmp_path: Path, run_server: StartServer, loopback_only: None
 ) -> None:
     uploads = tmp_path / "uploads"
     fill_library(uploads)
