@@ -44,7 +44,8 @@ async def png(server: TestServer, uid: str, index: int) -> np.ndarray:
         response = await http.get(server.make_url(f"/images/{uid}/frames/{index}.png"))
         data = await response.read()
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    return image.astype(np.float64)
+    assert image is not None
+    return np.asarray(image, dtype=np.float64)
 
 
 def distance(picture: np.ndarray, reference: np.ndarray) -> float:
