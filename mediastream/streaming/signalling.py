@@ -41,11 +41,17 @@ HEARTBEAT_SECONDS = 20.0
 
 class SignallingConnection:
     def __init__(
-        self, ctx: StreamingContext, ws: web.WebSocketResponse, *, token: str | None
+        self,
+        ctx: StreamingContext,
+        ws: web.WebSocketResponse,
+        *,
+        token: str | None,
+        authenticated: bool = False,
     ) -> None:
         self.ctx = ctx
         self.ws = ws
-        self.token = token  # still expected from the client; None once authenticated
+        self._server_token = token  # every auth message is checked against it
+        self.token = None if authenticated else token  # still expected; None once authenticated
         self.session: Session | None = None
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write(), name="ws-writer")
@@ -97,11 +103,13 @@ class SignallingConnection:
             self.post(error_message("internal_error", "The server failed to handle that message."))
 
     async def _auth(self, message: Mapping[str, Any]) -> None:
-        if self.token is None:
+        """Check the token, also on a socket that is authenticated already: a wrong token is
+        never answered "authenticated"."""
+        if self._server_token is None:
             self.post({"type": "authenticated"})
             return
         given = message.get("token")
-        if not token_matches(given if isinstance(given, str) else None, self.token):
+        if not token_matches(given if isinstance(given, str) else None, self._server_token):
             self.post(error_message("unauthorized", "The token is wrong."))
             await self._outbox.join()  # the reason goes out before the close
             await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unauthorized")
@@ -188,12 +196,13 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
             "open the page from this server, or start it with --cors-origin for that origin.",
         )
     token = settings.token
+    authenticated = token is None
     if token is not None:
         given = request_token(request) or request.query.get("token")
         if given is not None:
             if not token_matches(given, token):
                 raise ApiError(401, "unauthorized", "The token is wrong.")
-            token = None
+            authenticated = True
     # aiohttp closes the socket (1009) above its limit; below it, an oversized message gets
     # a JSON error and the socket stays open.
     ws = web.WebSocketResponse(
@@ -202,7 +211,9 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     sockets = request.app[WEBSOCKETS]
     sockets.add(ws)
-    connection = SignallingConnection(request.app[STREAMING], ws, token=token)
+    connection = SignallingConnection(
+        request.app[STREAMING], ws, token=token, authenticated=authenticated
+    )
     try:
         connection.post(hello_message())
         async for msg in ws:

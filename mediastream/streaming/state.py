@@ -143,6 +143,16 @@ def _params(algorithm: str, base: Mapping[str, Any], changes: Any) -> Any:
         raise InvalidUpdate("invalid_params", str(exc)) from None
 
 
+def _fitting(algorithm: str, params: Mapping[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
+    """`params` if they fit images of `shape`, else the algorithm's defaults for that shape."""
+    implementation = segmentation.get_algorithm(algorithm)
+    try:
+        implementation.check_image(implementation.parse_params(params), shape)
+    except ValueError:
+        return dict(implementation.default_params(shape).to_json())
+    return dict(params)
+
+
 def _check_fits(state: StreamState) -> StreamState:
     """Refuse parameters that do not fit the series' images (a centre outside them…)."""
     try:
@@ -159,7 +169,8 @@ def apply_update(
 
     ``params`` merge into the current parameters; a new ``algorithm`` starts from that algorithm's
     defaults plus the given ``params``. A new ``series`` starts at slice 0 unless ``index`` is
-    given. Raises `InvalidUpdate` naming the offending field; nothing is applied then.
+    given, and keeps the parameters if they fit its images (else that algorithm's defaults for
+    them), plus the given ``params``. Raises `InvalidUpdate` naming the offending field; nothing is applied then.
     """
     unknown = sorted(set(changes) - set(STATE_FIELDS))
     if unknown:
@@ -191,6 +202,12 @@ def apply_update(
         defaults = segmentation.get_algorithm(algorithm).default_params(shape).to_json()
         updates["algorithm"] = algorithm
         updates["params"] = _params(algorithm, defaults, changes.get("params", {}))
+    elif "shape" in updates:
+        # Another series: the current parameters go on where they fit its images (a click
+        # outside them does not); otherwise the algorithm's defaults for those images, as a
+        # change of algorithm would give.
+        base = _fitting(algorithm, state.params_json, updates["shape"])
+        updates["params"] = _params(algorithm, base, changes.get("params", {}))
     elif "params" in changes:
         updates["params"] = _params(algorithm, state.params_json, changes["params"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import segmentation
 from mediastream.dicom.display import Window
 from mediastream.dicom.errors import SeriesNotFound
 from mediastream.dicom.library import SeriesInfo
@@ -120,8 +121,23 @@ def test_snake_centre_must_lie_in_this_series_images() -> None:
     state = initial_state(LIB, {"series": "1.1", "algorithm": "snakes", "params": {"x": 400}})
     assert state.params_json["x"] == 400  # fits 512×512
     with pytest.raises(InvalidUpdate) as refused:
-        apply_update(state, {"series": "1.2"}, LIB)  # 200×300: x=400 is outside
+        apply_update(state, {"series": "1.2", "params": {"x": 400}}, LIB)  # 200×300
     assert "x must be between 0 and 299" in refused.value.detail
+
+
+def test_a_series_switch_adapts_parameters_that_do_not_fit_its_images() -> None:
+    state = initial_state(
+        LIB, {"series": "1.1", "algorithm": "snakes", "params": {"x": 400, "alpha": 0.05}}
+    )
+    moved = apply_update(state, {"series": "1.2"}, LIB)  # 200×300: x=400 is outside
+    assert moved.params == segmentation.get_algorithm("snakes").default_params((200, 300))
+    assert moved.params_json["x"] == 100 and moved.params_json["alpha"] == 0.015
+    given = apply_update(state, {"series": "1.2", "params": {"x": 20}}, LIB)
+    assert given.params_json["x"] == 20 and given.params_json["y"] == 100
+    fitting = initial_state(LIB, {"series": "1.1", "algorithm": "snakes", "params": {"x": 250}})
+    kept = apply_update(fitting, {"series": "1.2"}, LIB)  # x=250 fits: nothing changes
+    assert kept.params == fitting.params
+
 
 
 def test_advancing_loops() -> None:

@@ -49,6 +49,23 @@ async def test_wrong_auth_message_closes_the_socket(make_server: ServerFactory) 
         assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
 
 
+@pytest.mark.parametrize("first", ["message", "query"])
+async def test_a_wrong_token_after_a_good_one_is_refused_too(
+    make_server: ServerFactory, first: str
+) -> None:
+    server = await make_server(token=TOKEN)
+    url = server.make_url("/ws" + (f"?token={TOKEN}" if first == "query" else ""))
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        assert (await ws.receive_json())["type"] == "hello"
+        await ws.send_json({"type": "auth", "token": TOKEN})
+        assert (await ws.receive_json())["type"] == "authenticated"
+        await ws.send_json({"type": "auth", "token": "wrong-token-of-good-length"})
+        assert (await ws.receive_json())["error"] == "unauthorized"
+        msg = await ws.receive(timeout=10)
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+
+
 @pytest.mark.parametrize(
     ("origin", "allowed"),
     [
