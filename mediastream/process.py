@@ -19,6 +19,9 @@ What is changed, and why it cannot be done per connection or per call:
 * **ICE host addresses.** aioice gathers host candidates on every interface *except loopback*
   and has no option to choose them; `--ice-host` replaces its lookup function, so a server (or a
   test peer) gathers on exactly the addresses given, 127.0.0.1 included.
+* **JPEG 2000 decoding.** pydicom's JPEG 2000 plugins hold the GIL while they decode, so render
+  threads would take turns; `mediastream.dicom.codecs` adds one that does not, registered on
+  pydicom's decoders here (pydicom's `add_plugin` is not thread-safe).
 * **Video bitrate.** aiortc's encoders read their bitrate range from module constants; see
   `mediastream.streaming.video` for why the range is raised.
 """
@@ -62,6 +65,14 @@ def route_pydicom_reports() -> None:
         decoder_log.addFilter(_drop_tracebacks)
 
 
+def configure_decoding() -> None:
+    """What every process that reads DICOM needs: pydicom's reports routed, the JPEG 2000 plugin."""
+    from mediastream.dicom import codecs
+
+    route_pydicom_reports()
+    codecs.register()
+
+
 def restrict_ice_host_addresses(addresses: Sequence[str]) -> None:
     """Gather ICE host candidates on `addresses` only (aioice's own choice again when empty)."""
     import aioice.ice
@@ -90,7 +101,7 @@ def set_video_bitrate(max_kbps: int) -> None:
 
 def configure_process(settings: Settings) -> None:
     """Apply every process-wide setting `settings` asks for; call once, at start-up."""
-    route_pydicom_reports()
+    configure_decoding()
     restrict_ice_host_addresses(settings.ice_hosts)
     set_video_bitrate(settings.video_kbps)
 
@@ -108,11 +119,14 @@ def configured(settings: Settings) -> Iterator[None]:
 
     lookup = aioice.ice.get_host_addresses
     bitrates = {(m, n): getattr(m, n) for m in (vpx, h264) for n in _BITRATE_NAMES}
+    from mediastream.dicom import codecs
+
     decoder_log = logging.getLogger(_DECODER_LOGGER)
     filters = list(decoder_log.filters)
     restrict_ice_host_addresses(settings.ice_hosts)
     set_video_bitrate(settings.video_kbps)
     decoder_log.addFilter(_drop_tracebacks)
+    codecs.register()  # stays: it decodes exactly as pydicom's plugins do, without the GIL
     try:
         yield
     finally:

@@ -28,6 +28,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from mediastream.dicom import codecs
 from mediastream.dicom.display import PreparedFrame, prepare_frame
 from mediastream.dicom.errors import FrameDecodeError
 from mediastream.dicom.values import element_strings
@@ -215,17 +216,39 @@ def decode_frame(
         ds = read_header(f, kind, whole=True)
         arr, props = decoder.as_array(ds, index=index)
         del ds.PixelData
+    elif codecs.PLUGIN in decoder.available_plugins:  # JPEG 2000, decoded without the GIL
+        implicit, little = ds.original_encoding
+        start = f.tell()
+        try:
+            arr, props = _decode_at(f, ds, syntax, index, implicit, little, codecs.PLUGIN)
+        except Exception:  # let pydicom's own plugins try, and explain a failure
+            f.seek(start)
+            arr, props = _decode_at(f, ds, syntax, index, implicit, little, "")
     else:
         implicit, little = ds.original_encoding
-        elem = read_pixel_element(f, implicit=bool(implicit), little=little is not False)
-        if elem is None:
-            raise ValueError("no pixel data")
-        opts = as_pixel_options(ds, transfer_syntax_uid=syntax, pixel_keyword=elem.keyword)
-        if elem.vr:
-            opts["pixel_vr"] = elem.vr
-        arr, props = decoder.as_array(f, index=index, **opts)
+        arr, props = _decode_at(f, ds, syntax, index, implicit, little, "")
     photometric = str(props.get("photometric_interpretation") or "MONOCHROME2")
     return ds, arr, photometric
+
+
+def _decode_at(
+    f: BinaryIO,
+    ds: Dataset,
+    syntax: UID,
+    index: int,
+    implicit: bool | None,
+    little: bool | None,
+    plugin: str,
+) -> tuple[NDArray[np.generic], dict[str, str | int]]:
+    """Decode frame `index` of the pixel data element at `f`'s position ("" = any plugin)."""
+    elem = read_pixel_element(f, implicit=bool(implicit), little=little is not False)
+    if elem is None:
+        raise ValueError("no pixel data")
+    opts = as_pixel_options(ds, transfer_syntax_uid=syntax, pixel_keyword=elem.keyword)
+    if elem.vr:
+        opts["pixel_vr"] = elem.vr
+    arr, props = get_decoder(syntax).as_array(f, index=index, decoding_plugin=plugin, **opts)
+    return arr, dict(props)
 
 
 def load_prepared_frame(

@@ -111,10 +111,9 @@ def init_inspector_process(server_pid: int | None = None) -> None:
     """
     # Ctrl-C is for the server process, which shuts its pool down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Imported here: mediastream.process needs aiortc, which this light module must not load.
-    from mediastream.process import route_pydicom_reports
+    from mediastream.process import configure_decoding
 
-    route_pydicom_reports()
+    configure_decoding()
     if server_pid is None or not hasattr(os, "pidfd_open"):
         return
     try:

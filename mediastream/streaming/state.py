@@ -170,7 +170,8 @@ def apply_update(
     ``params`` merge into the current parameters; a new ``algorithm`` starts from that algorithm's
     defaults plus the given ``params``. A new ``series`` starts at slice 0 unless ``index`` is
     given, and keeps the parameters if they fit its images (else that algorithm's defaults for
-    them), plus the given ``params``. Raises `InvalidUpdate` naming the offending field; nothing is applied then.
+    them), plus the given ``params``. Raises `InvalidUpdate` naming the offending field; nothing
+    is applied then.
     """
     unknown = sorted(set(changes) - set(STATE_FIELDS))
     if unknown:

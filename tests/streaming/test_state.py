@@ -139,7 +139,6 @@ def test_a_series_switch_adapts_parameters_that_do_not_fit_its_images() -> None:
     assert kept.params == fitting.params
 
 
-
 def test_advancing_loops() -> None:
     state = StreamState(series="1.2", frame_count=3, shape=(200, 300), index=2)
     assert state.advanced().index == 0
