@@ -146,6 +146,17 @@ export class ParamsPanel extends EventTarget {
     return this.controls.has(name);
   }
 
+  /** The schema of parameter `name` of the current algorithm (null if it has none). */
+  spec(name) {
+    return this.controls.get(name)?.spec ?? null;
+  }
+
+  /** The largest value parameter `name` takes for the selected series. */
+  max(name) {
+    const control = this.controls.get(name);
+    return control ? Number(control.range.max) : null;
+  }
+
   /** Rebuild the parameter controls for `name`, at the schema's defaults. */
   showAlgorithm(name) {
     const schema = this.schemas[name];

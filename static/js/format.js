@@ -46,6 +46,31 @@ const LABELS = {
 };
 
 /**
+ * The measurements of a click algorithm's result (stats with `found`), each with its unit:
+ * area in mm² (px² without Pixel Spacing), mean ± SD of the values inside (`valueUnit`, e.g.
+ * HU), and the perimeter in mm (px).
+ */
+export function measurementRows(stats, valueUnit = "") {
+  const rows = [];
+  const pick = (mm, px, mmUnit, pxUnit) =>
+    typeof stats[mm] === "number"
+      ? `${formatNumber(stats[mm])} ${mmUnit}`
+      : typeof stats[px] === "number"
+        ? `${formatNumber(stats[px])} ${pxUnit}`
+        : null;
+  const area = pick("area_mm2", "area_px", "mm²", "px²");
+  if (area) rows.push(["Area", area]);
+  if (typeof stats.mean === "number") {
+    const sd = typeof stats.sd === "number" ? ` ± ${formatNumber(stats.sd, 1)}` : "";
+    const unit = valueUnit ? ` ${valueUnit}` : "";
+    rows.push(["Mean ± SD", `${formatNumber(stats.mean, 1)}${sd}${unit}`]);
+  }
+  const perimeter = pick("perimeter_mm", "perimeter_px", "mm", "px");
+  if (perimeter) rows.push(["Perimeter", perimeter]);
+  return rows;
+}
+
+/**
  * Group a frame's `stats` into [label, "value unit · value unit"] rows: `area_px` and
  * `area_mm2` become one "Area" row. Null values (no Pixel Spacing) are left out.
  */

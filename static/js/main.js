@@ -83,6 +83,7 @@ const readout = new Readout({
   stage: $("#readout-stage"),
   time: $("#readout-time"),
   stats: $("#readout-stats"),
+  latency: $("#readout-latency"),
 });
 
 const signalling = new Signalling();
@@ -174,15 +175,34 @@ session.addEventListener("track", (event) => videoView.attach(event.detail));
 
 // -- updates and their replies -------------------------------------------------------------
 
+// Input → picture latency: when the first input merged into the next update happened, and
+// for each update sent (by seq) that time, until a painted frame reflects it.
+let inputAt = null;
+const inputTimes = new Map();
+
 function pushUpdate(changes) {
-  if (session.isActive) updates.push(changes);
+  if (!session.isActive) return;
+  inputAt ??= performance.now();
+  updates.push(changes);
 }
 
 function sendUpdate(changes) {
   try {
     session.update(changes);
+    if (inputAt !== null) inputTimes.set(session.seq, inputAt);
   } catch (error) {
     showStreamError(`The change could not be sent: ${error.message}`);
+  }
+  inputAt = null;
+}
+
+/** A frame reflecting update `seq` was painted at `paintedAt`: report the first one's delay. */
+function measureLatency(seq, paintedAt) {
+  if (seq === null || seq === undefined) return;
+  for (const [sent, at] of inputTimes) {
+    if (sent > seq) continue;
+    inputTimes.delete(sent);
+    if (sent === seq) readout.showLatency(paintedAt - at);
   }
 }
 
@@ -247,21 +267,33 @@ videoView.addEventListener("present", (event) => {
     return;
   }
   const message = pairing.present(rtpTimestamp, presentedFrames);
-  if (message) showFrame(message);
+  if (message) {
+    showFrame(message);
+    measureLatency(message.seq, event.detail.now ?? performance.now());
+  }
 });
 
 // -- controls --------------------------------------------------------------------------------
 
+// The parameter a drag on the image sets, for each click algorithm's seed (x, y).
+const DRAG_PARAMS = ["radius", "tolerance"];
+
 function updatePlacement() {
-  const series = library.selected;
   const values = params.values();
+  const name = DRAG_PARAMS.find((param) => params.hasParam(param));
+  const spec = name ? params.spec(name) : null;
   videoView.setPlacement({
     enabled: session.isActive && params.hasParam("x") && params.hasParam("y"),
-    hasRadius: params.hasParam("radius"),
+    drag: spec && {
+      name,
+      unit: spec.unit ?? "",
+      step: spec.step || 1,
+      min: spec.min,
+      max: params.max(name),
+      value: values[name],
+    },
     x: values.x ?? 0,
     y: values.y ?? 0,
-    radius: values.radius ?? 1,
-    maxRadius: series ? Math.max(series.rows, series.columns) : 1,
   });
 }
 
@@ -272,7 +304,7 @@ params.addEventListener("change", (event) => {
 params.addEventListener("rebuilt", updatePlacement);
 playback.addEventListener("change", (event) => pushUpdate(event.detail));
 videoView.addEventListener("place", (event) => params.setParams(event.detail));
-videoView.addEventListener("radius", (event) => params.setParams(event.detail));
+videoView.addEventListener("drag", (event) => params.setParams(event.detail));
 
 // -- library and upload ----------------------------------------------------------------------
 
@@ -283,6 +315,7 @@ function selectSeries(series, byUser) {
     : "No series selected.";
   playback.setEnabled(Boolean(series));
   if (series) {
+    readout.setValueUnit(series.modality === "CT" ? "HU" : "");
     videoView.setImageSize(series);
     params.setImageSize(series);
     playback.setSeries(series);

@@ -13,7 +13,11 @@ export class Peer extends EventTarget {
     super();
     // No STUN/TURN: the server gathers host candidates and needs nothing else to reach us.
     this.pc = new RTCPeerConnection({ iceServers: [] });
-    this.pc.addTransceiver("video", { direction: "recvonly" });
+    const { receiver } = this.pc.addTransceiver("video", { direction: "recvonly" });
+    // Show each frame as soon as it is decoded: the server paces the stream itself, and a
+    // click should not wait for the browser's own playout delay.
+    if ("jitterBufferTarget" in receiver) receiver.jitterBufferTarget = 0;
+    else receiver.playoutDelayHint = 0;
     this.control = this.pc.createDataChannel(CONTROL_LABEL);
 
     this.pc.addEventListener("track", (event) => {

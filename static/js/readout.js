@@ -2,19 +2,33 @@
 // numbers and the time the server spent segmenting it. The message's seq, pts and index are
 // also kept as data-* attributes, so tests (and curious people) can check which state is shown.
 
-import { formatNumber, statRows } from "./format.js";
+import { formatNumber, measurementRows, statRows } from "./format.js";
 
 const STAGE_TEXT = { preview: "preview", evolving: "evolving…", final: "final" };
+export const NOTHING_FOUND = "Nothing found here — click inside a structure";
 
 export class Readout {
-  constructor({ root, slice, stage, time, stats }) {
-    Object.assign(this, { root, slice, stage, time, stats });
+  constructor({ root, slice, stage, time, stats, latency }) {
+    Object.assign(this, { root, slice, stage, time, stats, latency });
+    this.valueUnit = "";
+  }
+
+  /** The unit of the series' modality values: "HU" for CT (shown with mean ± SD). */
+  setValueUnit(unit) {
+    this.valueUnit = unit;
   }
 
   clear() {
-    for (const element of [this.slice, this.stage, this.time, this.stats])
+    for (const element of [this.slice, this.stage, this.time, this.stats, this.latency])
       element.textContent = "—";
-    for (const key of ["seq", "pts", "index", "stage", "algorithm"]) delete this.root.dataset[key];
+    for (const key of ["seq", "pts", "index", "stage", "algorithm", "found", "latencyMs"])
+      delete this.root.dataset[key];
+  }
+
+  /** Input → the first painted frame that reflects it, in milliseconds. */
+  showLatency(ms) {
+    this.root.dataset.latencyMs = String(Math.round(ms));
+    this.latency.textContent = `${formatNumber(ms, 0)} ms`;
   }
 
   show(frame) {
@@ -33,7 +47,18 @@ export class Readout {
         ? "—"
         : `${formatNumber(timing.segment ?? timing.total, 1)} ms${frame.cached ? " (cached)" : ""}`;
 
-    const rows = statRows(frame.stats);
+    const stats = frame.stats ?? {};
+    if ("found" in stats) data.found = String(stats.found);
+    if (stats.found === false) {
+      // No result is better than a wrong one: no "0.001 px²" for a contour that collapsed.
+      const nothing = document.createElement("p");
+      nothing.className = "nothing-found";
+      nothing.textContent = NOTHING_FOUND;
+      nothing.title = stats.reason ?? "";
+      this.stats.replaceChildren(nothing);
+      return;
+    }
+    const rows = "found" in stats ? measurementRows(stats, this.valueUnit) : statRows(stats);
     if (!rows.length) {
       this.stats.textContent = "—";
       return;

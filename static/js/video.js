@@ -1,20 +1,26 @@
 // The video element: shows the stream at the series' aspect ratio, reports every presented
 // frame (requestVideoFrameCallback, with its RTP timestamp) and turns clicks, drags, the wheel
-// and the keyboard into image-pixel positions for algorithms with a centre and a radius.
+// and the keyboard into a seed (image pixels) and the value of one "drag" parameter for click
+// algorithms: the snake's radius, or region growing's tolerance.
 
 const DRAG_THRESHOLD_PX = 3; // CSS pixels a pointer must move before a press becomes a drag
 const WHEEL_FACTOR = 1.1;
 
 /**
- * Events: "present" (detail: the frame metadata: rtpTimestamp, presentedFrames, …),
- * "place" (detail: {x, y}) and "radius" (detail: {radius}), in image pixels.
+ * Events: "present" (detail: the frame metadata: rtpTimestamp, presentedFrames, …, and `now`,
+ * the time the frame was handed to the compositor), "place" (detail: {x, y}, image pixels) and
+ * "drag" (detail: {[name]: value}, the drag parameter's new value).
+ *
+ * The drag parameter is given by `setPlacement({drag: {name, unit, step, min, max, value}})`:
+ * with unit "px" (a radius) the distance dragged is measured in image pixels; otherwise every
+ * CSS pixel dragged is one `step` of the parameter (e.g. 1 HU of tolerance).
  */
 export class VideoView extends EventTarget {
   constructor({ frame, video, ring, placeholder, hint }) {
     super();
     Object.assign(this, { frame, video, ring, placeholder, hint });
     this.image = { rows: 1, columns: 1 };
-    this.placement = { enabled: false, hasRadius: false, x: 0, y: 0, radius: 1, maxRadius: 1 };
+    this.placement = { enabled: false, drag: null, x: 0, y: 0 };
     this.presented = 0;
     this.callbackHandle = null;
     this.drag = null;
@@ -63,13 +69,13 @@ export class VideoView extends EventTarget {
     const onFrame = (now, metadata) => {
       this.presented += 1;
       this.video.dataset.presentedFrames = String(this.presented);
-      this.dispatchEvent(new CustomEvent("present", { detail: metadata }));
+      this.dispatchEvent(new CustomEvent("present", { detail: { ...metadata, now } }));
       this.callbackHandle = this.video.requestVideoFrameCallback(onFrame);
     };
     this.callbackHandle = this.video.requestVideoFrameCallback(onFrame);
   }
 
-  /** Centre and radius placement: on for algorithms with x/y parameters. */
+  /** Seed placement: on for algorithms with x/y parameters (a click seeds them). */
   setPlacement(placement) {
     this.placement = { ...this.placement, ...placement };
     const { enabled } = this.placement;
@@ -78,7 +84,7 @@ export class VideoView extends EventTarget {
     this.video.tabIndex = enabled ? 0 : -1; // a keyboard stop only when keys do something
     this.video.setAttribute(
       "aria-label",
-      enabled ? "The streamed series: click to place the snake's centre" : "The streamed series",
+      enabled ? "The streamed series: click a structure to outline it" : "The streamed series",
     );
   }
 
@@ -140,11 +146,21 @@ export class VideoView extends EventTarget {
     this.dispatchEvent(new CustomEvent("place", { detail: { x, y } }));
   }
 
-  #setRadius(radius) {
-    const clamped = Math.min(Math.max(Math.round(radius), 1), this.placement.maxRadius);
-    if (clamped === this.placement.radius) return;
-    this.placement.radius = clamped;
-    this.dispatchEvent(new CustomEvent("radius", { detail: { radius: clamped } }));
+  #setDrag(value) {
+    const drag = this.placement.drag;
+    if (!drag) return;
+    const stepped = Math.round(value / drag.step) * drag.step;
+    const clamped = Math.min(Math.max(stepped, drag.min), drag.max);
+    const rounded = Number(clamped.toFixed(6));
+    if (rounded === drag.value) return;
+    drag.value = rounded;
+    this.dispatchEvent(new CustomEvent("drag", { detail: { [drag.name]: rounded } }));
+  }
+
+  /** The drag parameter's value for a drag of `distance` CSS pixels from the press. */
+  #dragValue(distance) {
+    const drag = this.placement.drag;
+    return drag.unit === "px" ? distance / this.#contentBox().scale : distance * drag.step;
   }
 
   #pointerDown(event) {
@@ -164,12 +180,14 @@ export class VideoView extends EventTarget {
 
   #pointerMove(event) {
     const drag = this.drag;
-    if (!drag || drag.pointerId !== event.pointerId || !this.placement.hasRadius) return;
+    if (!drag || drag.pointerId !== event.pointerId || !this.placement.drag) return;
     const distance = Math.hypot(event.clientX - drag.clientX, event.clientY - drag.clientY);
     if (!drag.dragging && distance < DRAG_THRESHOLD_PX) return;
     drag.dragging = true;
-    this.#setRadius(distance / this.#contentBox().scale);
-    this.#showRing(this.placement.x, this.placement.y, this.placement.radius);
+    this.#setDrag(this.#dragValue(distance));
+    if (this.placement.drag.unit === "px") {
+      this.#showRing(this.placement.x, this.placement.y, this.placement.drag.value);
+    }
   }
 
   #pointerUp(event) {
@@ -179,14 +197,15 @@ export class VideoView extends EventTarget {
   }
 
   #wheel(event) {
-    if (!this.placement.enabled || !this.placement.hasRadius) return;
+    const drag = this.placement.drag;
+    if (!this.placement.enabled || !drag) return;
     event.preventDefault();
-    const { radius } = this.placement;
+    const { value, step } = drag;
     const grown =
       event.deltaY < 0
-        ? Math.max(radius * WHEEL_FACTOR, radius + 1)
-        : Math.min(radius / WHEEL_FACTOR, radius - 1);
-    this.#setRadius(grown);
+        ? Math.max(value * WHEEL_FACTOR, value + step)
+        : Math.min(value / WHEEL_FACTOR, value - step);
+    this.#setDrag(grown);
   }
 
   #key(event) {
@@ -205,8 +224,9 @@ export class VideoView extends EventTarget {
         Math.min(Math.max(this.placement.x + dx, 0), columns - 1),
         Math.min(Math.max(this.placement.y + dy, 0), rows - 1),
       );
-    } else if (this.placement.hasRadius && ["+", "=", "-"].includes(event.key)) {
-      this.#setRadius(this.placement.radius + (event.key === "-" ? -step : step));
+    } else if (this.placement.drag && ["+", "=", "-"].includes(event.key)) {
+      const drag = this.placement.drag;
+      this.#setDrag(drag.value + (event.key === "-" ? -step : step) * drag.step);
     } else {
       return;
     }
