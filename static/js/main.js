@@ -202,7 +202,7 @@ function measureLatency(seq, paintedAt) {
   for (const [sent, at] of inputTimes) {
     if (sent > seq) continue;
     inputTimes.delete(sent);
-    if (sent === seq) readout.showLatency(paintedAt - at);
+    if (sent === seq) readout.showLatency(paintedAt - at, seq);
   }
 }
 

@@ -21,13 +21,14 @@ export class Readout {
   clear() {
     for (const element of [this.slice, this.stage, this.time, this.stats, this.latency])
       element.textContent = "—";
-    for (const key of ["seq", "pts", "index", "stage", "algorithm", "found", "latencyMs"])
+    for (const key of ["seq", "pts", "index", "stage", "algorithm", "found", "latencyMs", "latencySeq"])
       delete this.root.dataset[key];
   }
 
-  /** Input → the first painted frame that reflects it, in milliseconds. */
-  showLatency(ms) {
+  /** Input → the first painted frame that reflects it (update `seq`), in milliseconds. */
+  showLatency(ms, seq) {
     this.root.dataset.latencyMs = String(Math.round(ms));
+    this.root.dataset.latencySeq = String(seq);
     this.latency.textContent = `${formatNumber(ms, 0)} ms`;
   }
 
