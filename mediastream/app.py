@@ -66,6 +66,7 @@ async def health(request: web.Request) -> web.Response:
             "streaming": {
                 "sessions": len(streaming.sessions),
                 "max_sessions": streaming.max_sessions,
+                "viewers": streaming.shares.viewer_count(),
                 "tasks": len(asyncio.all_tasks()),
             },
         }
@@ -124,6 +125,7 @@ async def streaming_ctx(app: web.Application) -> AsyncIterator[None]:
         rtc_configuration=rtc_configuration(settings.ice_servers),
         max_fps=settings.max_fps,
         max_sessions=settings.max_sessions,
+        max_viewers=settings.max_viewers,
         max_message_bytes=settings.max_message_bytes,
         max_updates_per_second=settings.max_updates_per_second,
     )

@@ -252,6 +252,27 @@ class StreamClient:
             raise StreamClientError(reply)
         return reply
 
+    async def _request(self, message: Message, replies: tuple[str, ...]) -> Message:
+        mark = len(self.messages)
+        await self.send(message)
+        reply = await self.wait_for(
+            lambda m: m["type"] in (*replies, "error") and m.get("seq") is None, start=mark
+        )
+        if reply["type"] == "error":
+            raise StreamClientError(reply)
+        return reply
+
+    async def share(self) -> Message:
+        """Share the running stream; the reply carries its ``view_token`` and ``url``."""
+        return await self._request({"type": "share"}, ("shared",))
+
+    async def unshare(self) -> Message:
+        return await self._request({"type": "unshare"}, ("unshared",))
+
+    async def join(self, view_token: str) -> Message:
+        """Watch a shared stream: `start()` afterwards receives the presenter's stream."""
+        return await self._request({"type": "join", "view_token": view_token}, ("joined",))
+
     async def frame_message(self, predicate: Callable[[Message], bool], start: int = 0) -> Message:
         return await self.wait_for(lambda m: m["type"] == "frame" and predicate(m), start=start)
 

@@ -93,6 +93,9 @@ class Settings:
         metavar="URL",
     )
     max_sessions: int = _flag(16, "most streams at once; more are refused")
+    max_viewers: int = _flag(
+        32, "most viewers of one shared stream (they do not count against --max-sessions)"
+    )
     max_fps: float = _flag(30.0, "frame cap per stream")
     video_kbps: int = _flag(4000, "highest video bitrate per stream, in kbit/s")
     max_message_kb: int = _flag(256, "largest WebSocket or data-channel message, in KiB")
@@ -108,6 +111,7 @@ class Settings:
             _check_range(name, getattr(self, name), 0, 1 << 20)
         _check_range("ingest_workers", self.ingest_workers, 1, 64)
         _check_range("max_sessions", self.max_sessions, 1, 1000)
+        _check_range("max_viewers", self.max_viewers, 1, 1000)
         _check_range("max_fps", self.max_fps, 1, 120)
         _check_range("video_kbps", self.video_kbps, 300, 50_000)
         _check_range("max_message_kb", self.max_message_kb, 1, 16 * 1024)

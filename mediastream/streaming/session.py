@@ -40,6 +40,7 @@ from mediastream.streaming.messages import (
 )
 from mediastream.streaming.player import Player
 from mediastream.streaming.render import Renderer
+from mediastream.streaming.sharing import PRESENTER_LEFT, Share, ShareRegistry
 from mediastream.streaming.state import InvalidUpdate, StreamState, apply_update
 from mediastream.streaming.throttle import TokenBucket, merge_updates
 from mediastream.streaming.track import Picture, SliceTrack
@@ -65,12 +66,19 @@ class StreamingContext:
     max_sessions: int
     max_message_bytes: int = 256 * 1024
     max_updates_per_second: int = 60
+    max_viewers: int = 32
     sessions: set[Session] = dataclasses.field(default_factory=set)
+    shares: ShareRegistry = dataclasses.field(init=False)
     # Offers being answered: each holds a slot until it succeeds or fails.
     _opening: int = dataclasses.field(default=0, init=False)
 
+    def __post_init__(self) -> None:
+        self.shares = ShareRegistry(self.max_viewers)
+
     def has_room(self, replacing: Session | None = None) -> bool:
-        current = len(self.sessions - {replacing} if replacing else self.sessions)
+        """Whether another stream may start. Viewers of a shared stream do not count here
+        (they render nothing); each share has its own limit, ``max_viewers``."""
+        current = sum(1 for s in self.sessions if s.follows is None and s is not replacing)
         return current + self._opening < self.max_sessions
 
     async def open_session(
@@ -82,19 +90,25 @@ class StreamingContext:
         signal: Send | None = None,
         origin: str = "ws",
         on_close: Callable[[Session, str], None] | None = None,
+        share: Share | None = None,
     ) -> tuple[Session, RTCSessionDescription]:
         """Answer `offer` with a new session streaming `state`; the only way sessions start.
 
-        The session counts against ``max_sessions`` from the start, but joins `sessions` only
-        once the answer exists; whatever fails before that — a refused offer, an error aiortc
-        raises, a cancelled request — closes it, so a failed offer never keeps a slot.
+        With `share`, the session is a viewer of that share's presenter (`state` is ignored).
+        The session counts against ``max_sessions`` (a viewer: against ``max_viewers``) from
+        the start, but joins `sessions` only once the answer exists; whatever fails before
+        that — a refused offer, an error aiortc raises, a cancelled request — closes it, so a
+        failed offer never keeps a slot.
 
         Raises
         ------
         ProtocolError
-            ``too_many_sessions``, or ``invalid_offer`` for any offer that cannot be answered.
+            ``too_many_sessions`` / ``too_many_viewers``, ``unknown_view`` for a share that
+            ended, or ``invalid_offer`` for any offer that cannot be answered.
         """
-        if not self.has_room(replacing):
+        if share is not None:
+            self._check_can_view(share)
+        elif not self.has_room(replacing):
             raise ProtocolError(
                 "too_many_sessions",
                 f"The server is streaming to {self.max_sessions} viewers already; "
@@ -103,8 +117,13 @@ class StreamingContext:
         self._opening += 1
         session: Session | None = None
         try:
-            session = Session(self, state, signal=signal, origin=origin, on_close=on_close)
+            follows = None if share is None else share.presenter
+            session = Session(
+                self, state, signal=signal, origin=origin, on_close=on_close, follows=follows
+            )
             answer = await session.accept(offer)
+            if share is not None:
+                self._check_can_view(share)  # the share may have ended meanwhile
         except BaseException as exc:
             if session is not None:
                 await session.close("offer refused")  # never answered: not news to the client
@@ -117,7 +136,27 @@ class StreamingContext:
         finally:
             self._opening -= 1
         self.sessions.add(session)
+        if share is not None:
+            share.viewers.add(session)
+            share.presenter.track.slot.follow(session.track.slot)
+            share.presenter.notify_viewers()
         return session, answer
+
+    def _check_can_view(self, share: Share) -> None:
+        if self.shares.get(share.token) is not share or share.presenter.closed:
+            raise ProtocolError("unknown_view", "That shared stream has ended.")
+        if len(share.viewers) >= self.max_viewers:
+            raise ProtocolError(
+                "too_many_viewers",
+                f"{self.max_viewers} people are watching this stream already, "
+                "the most this server allows.",
+            )
+
+    async def end_share(self, share: Share, reason: str) -> None:
+        """Revoke `share`'s token and stop its viewers' streams with `reason`."""
+        self.shares.revoke(share)
+        viewers, share.viewers = list(share.viewers), set()
+        await asyncio.gather(*(viewer.close(reason) for viewer in viewers))
 
     async def series_deleted(self, series_uid: str | None) -> None:
         """Stop the streams showing a deleted series (`None`: every series was deleted)."""
@@ -140,9 +179,11 @@ class Session:
         signal: Send | None = None,
         origin: str = "ws",
         on_close: Callable[[Session, str], None] | None = None,
+        follows: Session | None = None,
     ) -> None:
         self.ctx = ctx
         self.origin = origin
+        self.follows = follows  # the presenter, for a viewer of a shared stream
         self.close_reason: str | None = None
         self._signal = signal
         self._on_close = on_close
@@ -155,20 +196,35 @@ class Session:
         self.control: RTCDataChannel | None = None
         self.pc = RTCPeerConnection(ctx.rtc_configuration)
         self.track = SliceTrack(max_fps=ctx.max_fps, on_sent=self._on_sent)
-        self.player = Player(
-            renderer=ctx.renderer,
-            executor=ctx.executor,
-            slot=self.track.slot,
-            state=state,
-            on_error=self._on_render_error,
-        )
+        # A viewer has no player of its own: its track shows the presenter's pictures.
+        self.player: Player | None = None
+        if follows is None:
+            self.player = Player(
+                renderer=ctx.renderer,
+                executor=ctx.executor,
+                slot=self.track.slot,
+                state=state,
+                on_error=self._on_render_error,
+            )
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
         self.pc.on("track", self._on_remote_track)
 
     @property
     def state(self) -> StreamState:
+        if self.follows is not None:
+            return self.follows.state
+        assert self.player is not None
         return self.player.state
+
+    @property
+    def viewers(self) -> set[Session]:
+        share = self.ctx.shares.of(self)
+        return set() if share is None else share.viewers
+
+    def notify_viewers(self) -> None:
+        """Tell the presenter how many are watching (after a viewer joins or leaves)."""
+        self._send({"type": "viewers", "count": len(self.viewers)})
 
     @property
     def closed(self) -> bool:
@@ -200,7 +256,8 @@ class Session:
         transceiver.direction = "sendonly"
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        self.player.start()
+        if self.player is not None:
+            self.player.start()
         description = self.pc.localDescription
         assert description is not None
         return description
@@ -232,6 +289,15 @@ class Session:
         except ProtocolError as exc:
             reply(error_message(exc.code, exc.detail))
             return
+        if self.player is None:
+            reply(
+                error_message(
+                    "read_only",
+                    "This is a shared stream: only its presenter can change it.",
+                    seq,
+                )
+            )
+            return
         self.player.follow_series()  # validate against the series as it is now
         changes = {k: v for k, v in message.items() if k not in ("type", "seq")}
         if self._pending is not None or not self._bucket.take():
@@ -249,13 +315,17 @@ class Session:
         self._apply(changes, seq, reply)
 
     def _apply(self, changes: Mapping[str, Any], seq: int | None, reply: Send) -> None:
+        assert self.player is not None
         try:
             state = apply_update(self.player.state, changes, self.ctx.library)
         except InvalidUpdate as exc:
             reply(error_message(exc.code, exc.detail, seq))
             return
         self.player.show(state, seq)
-        reply(state_message(state.to_json(), seq))
+        message = state_message(state.to_json(), seq)
+        reply(message)
+        for viewer in self.viewers:  # viewers see the presenter's controls move
+            viewer._send(message)
 
     def _apply_pending(self) -> None:
         if self._pending is None or self._closing:
@@ -336,7 +406,13 @@ class Session:
         self._closing = True
         self.close_reason = reason
         try:
-            await self.player.stop()
+            share = self.ctx.shares.of(self)
+            if share is not None:
+                await self.ctx.end_share(share, PRESENTER_LEFT)
+            if self.follows is not None:
+                self._leave_share()
+            if self.player is not None:
+                await self.player.stop()
             self.track.stop()
             try:
                 await asyncio.wait_for(self.pc.close(), PC_CLOSE_TIMEOUT)
@@ -354,6 +430,14 @@ class Session:
         if self._on_close is not None:
             self._on_close(self, reason)
         log.info("session closed: %s", reason)
+
+    def _leave_share(self) -> None:
+        assert self.follows is not None
+        self.follows.track.slot.unfollow(self.track.slot)
+        share = self.ctx.shares.of(self.follows)
+        if share is not None and self in share.viewers:
+            share.viewers.discard(self)
+            self.follows.notify_viewers()
 
 
 def _reason(exc: Exception) -> str:

@@ -27,6 +27,7 @@ from mediastream.streaming.messages import (
     state_message,
 )
 from mediastream.streaming.session import Session, StreamingContext
+from mediastream.streaming.sharing import SHARING_ENDED, Share
 from mediastream.streaming.state import InvalidUpdate, initial_state
 from mediastream.web.errors import ApiError
 from mediastream.web.security import origin_allowed, request_token, token_matches
@@ -35,7 +36,9 @@ __all__ = ["SignallingConnection", "websocket_handler"]
 
 log = logging.getLogger(__name__)
 
-CLIENT_TYPES = frozenset({"auth", "offer", "candidate", "update", "stop", "ping"})
+CLIENT_TYPES = frozenset(
+    {"auth", "offer", "candidate", "update", "stop", "ping", "share", "unshare", "join"}
+)
 HEARTBEAT_SECONDS = 20.0
 
 
@@ -53,6 +56,7 @@ class SignallingConnection:
         self._server_token = token  # every auth message is checked against it
         self.token = None if authenticated else token  # still expected; None once authenticated
         self.session: Session | None = None
+        self.view_token: str | None = None  # after a `join`: this socket's offers watch it
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write(), name="ws-writer")
 
@@ -96,6 +100,12 @@ class SignallingConnection:
                 self._require_session().update(message, self.post)
             elif kind == "stop":
                 await self._stop()
+            elif kind == "share":
+                self._share()
+            elif kind == "unshare":
+                await self._unshare()
+            elif kind == "join":
+                self._join(message)
         except (ProtocolError, InvalidUpdate) as exc:
             self.post(error_message(exc.code, exc.detail))
         except Exception:  # a bug must not close the socket or leak a traceback
@@ -131,13 +141,19 @@ class SignallingConnection:
         requested = message.get("state")
         if requested is not None and not isinstance(requested, Mapping):
             raise ProtocolError("invalid_update", "state must be an object.")
-        state = initial_state(self.ctx.library, requested)
+        share = None
+        if self.view_token is not None:  # a viewer: the presenter's state, not one of its own
+            share = self._joined_share()
+            state = share.presenter.state
+        else:
+            state = initial_state(self.ctx.library, requested)
         session, answer = await self.ctx.open_session(
             state,
             RTCSessionDescription(sdp=sdp, type="offer"),
             replacing=self.session,
             signal=self.post,
             on_close=self._session_closed,
+            share=share,
         )
         if self.session is not None:  # only a usable offer replaces the running stream
             await self.session.close("replaced by a new offer")
@@ -170,6 +186,48 @@ class SignallingConnection:
     async def _stop(self) -> None:
         session = self._require_session()
         await session.close("stopped by the client")
+
+    # -- sharing (mediastream.streaming.sharing) -------------------------------------------
+
+    def _presenting(self) -> Session:
+        session = self._require_session()
+        if session.follows is not None:
+            raise ProtocolError("read_only", "A viewer cannot share someone else's stream.")
+        return session
+
+    def _share(self) -> None:
+        share = self.ctx.shares.share(self._presenting())
+        self.post(
+            {
+                "type": "shared",
+                "view_token": share.token,
+                "url": f"?view={share.token}",
+                "viewers": len(share.viewers),
+            }
+        )
+
+    async def _unshare(self) -> None:
+        share = self.ctx.shares.of(self._presenting())
+        if share is not None:
+            await self.ctx.end_share(share, SHARING_ENDED)
+        self.post({"type": "unshared"})
+
+    def _join(self, message: Mapping[str, Any]) -> None:
+        share = self.ctx.shares.get(message.get("view_token"))
+        if share is None or share.presenter.closed:
+            raise ProtocolError(
+                "unknown_view",
+                "No shared stream has that view token: it is wrong, or its sharing ended.",
+            )
+        self.view_token = share.token
+        self.post({"type": "joined", "state": share.presenter.state.to_json()})
+
+    def _joined_share(self) -> Share:
+        share = self.ctx.shares.get(self.view_token)
+        if share is None or share.presenter.closed:
+            self.view_token = None
+            raise ProtocolError("unknown_view", "That shared stream has ended.")
+        return share
 
     def _session_closed(self, session: Session, reason: str) -> None:
         if session is self.session:  # not a refused offer's session: the client knew it

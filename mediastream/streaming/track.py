@@ -34,18 +34,36 @@ class Picture:
 
 
 class FrameSlot:
-    """A one-picture mailbox: a newer picture replaces one that was not sent yet."""
+    """A one-picture mailbox: a newer picture replaces one that was not sent yet.
+
+    Other slots may follow this one (viewers of a shared stream): every picture put here is
+    put there too, and a new follower gets the latest picture at once. Only this slot's own
+    taker paces the producer (`wait_taken`); a follower that is slower just skips pictures.
+    """
 
     def __init__(self) -> None:
         self._picture: Picture | None = None
+        self._latest: Picture | None = None
         self._ready = asyncio.Event()
         self._taken = asyncio.Event()
         self._closed = False
+        self._followers: set[FrameSlot] = set()
 
     def put(self, picture: Picture) -> None:
-        self._picture = picture
+        self._picture = self._latest = picture
         self._taken.clear()
         self._ready.set()
+        for follower in self._followers:
+            follower.put(picture)
+
+    def follow(self, follower: FrameSlot) -> None:
+        """Put every picture in `follower` too, starting with the latest one."""
+        self._followers.add(follower)
+        if self._latest is not None:
+            follower.put(self._latest)
+
+    def unfollow(self, follower: FrameSlot) -> None:
+        self._followers.discard(follower)
 
     async def take(self) -> Picture:
         """Wait for the next picture; raises `MediaStreamError` once the slot is closed."""
@@ -70,6 +88,7 @@ class FrameSlot:
 
     def close(self) -> None:
         self._closed = True
+        self._followers.clear()
         self._ready.set()
         self._taken.set()
 

@@ -197,6 +197,7 @@ def _schemas() -> dict[str, Schema]:
                     {
                         "sessions": _integer(),
                         "max_sessions": _integer(1),
+                        "viewers": _integer(description="viewers of shared streams"),
                         "tasks": _integer(description="asyncio tasks, to spot leaks"),
                     }
                 ),
