@@ -22,11 +22,19 @@ adoptTokenFromUrl(); // before any request: they carry it (README "Security")
 
 const PROTOCOL = 1; // docs/protocol.md
 const $ = (selector) => document.querySelector(selector);
+// Opened from a "Share" link (?view=<token>): watch that stream, read-only.
+const viewToken = new URLSearchParams(location.search).get("view");
 
 const connection = $("#connection");
 const connectionText = $("#connection-text");
 const startButton = $("#start");
 const stopButton = $("#stop");
+const shareButton = $("#share");
+const shareStatus = $("#share-status");
+const shareText = $("#share-text");
+const shareLink = $("#share-link");
+const shareViewers = $("#share-viewers");
+const unshareButton = $("#unshare");
 const streamSeries = $("#stream-series");
 const streamError = $("#stream-error");
 const appliedState = $("#applied-state");
@@ -113,8 +121,10 @@ function showConnection(state, text) {
 
 function updateButtons() {
   const busy = session.isActive || session.state === "stopping";
-  startButton.disabled = !hello || !library.selected || busy;
+  startButton.disabled = !hello || (!library.selected && !viewToken) || busy;
   stopButton.disabled = !session.isActive;
+  shareButton.disabled = viewToken !== null || session.state !== "streaming";
+  if (!session.isActive) shareStatus.hidden = true;
 }
 
 function showStreamError(message) {
@@ -153,6 +163,10 @@ function initialState(series) {
 }
 
 startButton.addEventListener("click", async () => {
+  if (viewToken) {
+    await startViewing(); // watch the shared stream (again, after it stopped)
+    return;
+  }
   const series = library.selected;
   if (!series) return;
   showStreamError("");
@@ -166,9 +180,47 @@ startButton.addEventListener("click", async () => {
   await session.start(initialState(series));
 });
 
+// -- sharing ---------------------------------------------------------------------------------
+
+function watchingText(count) {
+  return `${count} watching`;
+}
+
+shareButton.addEventListener("click", () => session.share());
+unshareButton.addEventListener("click", () => session.unshare());
+
+session.addEventListener("shared", async (event) => {
+  const { url, viewers } = event.detail;
+  const link = new URL(url, location.href).href; // relative to this page
+  shareLink.value = link;
+  shareViewers.value = watchingText(viewers ?? 0);
+  shareStatus.hidden = false;
+  try {
+    await navigator.clipboard.writeText(link);
+    shareText.textContent = "Link copied:";
+  } catch {
+    shareText.textContent = "Copy this link:"; // no clipboard access (permissions, http)
+    shareLink.select();
+  }
+});
+session.addEventListener("viewers", (event) => {
+  shareViewers.value = watchingText(event.detail.count);
+});
+session.addEventListener("unshared", () => {
+  shareStatus.hidden = true;
+});
+
+async function startViewing() {
+  pairing.reset();
+  readout.clear();
+  videoView.showMessage("Joining the shared session…");
+  await session.start(null, { viewToken });
+}
+
 stopButton.addEventListener("click", async () => {
   await session.stop();
 });
+
 
 session.addEventListener("answered", () => updates.release());
 session.addEventListener("track", (event) => videoView.attach(event.detail));
@@ -181,7 +233,7 @@ let inputAt = null;
 const inputTimes = new Map();
 
 function pushUpdate(changes) {
-  if (!session.isActive) return;
+  if (!session.isActive || viewToken) return; // a viewer never steers
   inputAt ??= performance.now();
   updates.push(changes);
 }
@@ -213,7 +265,7 @@ session.addEventListener("applied", (event) => {
   appliedState.dataset.seq = seq;
   // Move the inputs to the server's values only when no newer change is on its way: otherwise
   // a slider would jump back under the pointer to a value the person has already left.
-  const sync = seq === session.seq && !updates.hasPending;
+  const sync = viewToken !== null || (seq === session.seq && !updates.hasPending);
   params.showApplied(state.algorithm, state.params, { sync });
   playback.showApplied(state, { sync });
   params.clearErrors(Object.keys(changes.params ?? {}));
@@ -283,7 +335,7 @@ function updatePlacement() {
   const name = DRAG_PARAMS.find((param) => params.hasParam(param));
   const spec = name ? params.spec(name) : null;
   videoView.setPlacement({
-    enabled: session.isActive && params.hasParam("x") && params.hasParam("y"),
+    enabled: session.isActive && !viewToken && params.hasParam("x") && params.hasParam("y"),
     drag: spec && {
       name,
       unit: spec.unit ?? "",
@@ -394,4 +446,10 @@ async function connect() {
 }
 
 playback.setEnabled(false);
+if (viewToken) {
+  // Read-only: every control stays visible and follows the presenter's, but none can be used.
+  $("#viewing-banner").hidden = false;
+  for (const group of document.querySelectorAll(".panel-controls fieldset")) group.disabled = true;
+}
 await Promise.all([refreshLibrary(), connect()]);
+if (viewToken && hello) await startViewing();

@@ -13,7 +13,11 @@ const STOP_TIMEOUT_MS = 3000;
  * Events: "statechange" (detail: {state, reason}), "answered", "track" (detail: MediaStream),
  * "applied" (detail: {seq, state, changes}), "rejected" (detail: {seq, error, detail, changes}),
  * "frame" (detail: the frame message), "notice" (detail: an error message that answers no
- * update of ours, e.g. a slice that could not be decoded).
+ * update of ours, e.g. a slice that could not be decoded), "shared" (detail: the `shared`
+ * message), "unshared", "viewers" (detail: {count}).
+ *
+ * A viewer of a shared stream (`start(null, {viewToken})`) joins it first and never sends
+ * updates; the presenter's `state` messages arrive as "applied" with empty `changes`.
  */
 export class StreamSession extends EventTarget {
   constructor(signalling) {
@@ -30,6 +34,7 @@ export class StreamSession extends EventTarget {
     this.candidates = []; // gathered before the answer; sent once the server has a session
     this.answerWaiter = null;
     this.stopWaiter = null;
+    this.viewing = false;
 
     signalling.addEventListener("message", (event) => this.#onMessage(event.detail));
     signalling.addEventListener("close", () => {
@@ -43,19 +48,29 @@ export class StreamSession extends EventTarget {
     return this.state === "connecting" || this.state === "streaming";
   }
 
-  /** Start a stream; `initialState` is any subset of the stream state (sent with the offer). */
-  async start(initialState) {
+  /**
+   * Start a stream; `initialState` is any subset of the stream state (sent with the offer).
+   * With `viewToken`, watch that shared stream instead (read-only).
+   */
+  async start(initialState, { viewToken = null } = {}) {
     const generation = ++this.generation;
     this.#reset();
+    this.viewing = Boolean(viewToken);
     this.#setState("connecting", "Connecting to the server…");
     try {
       await this.signalling.open();
       if (generation !== this.generation) return;
+      if (viewToken) {
+        const joined = this.#waitForAnswer();
+        this.signalling.send({ type: "join", view_token: viewToken });
+        await joined;
+        if (generation !== this.generation) return;
+      }
       const peer = this.#createPeer();
       const sdp = await peer.createOffer();
       if (generation !== this.generation) return;
       const answer = this.#waitForAnswer();
-      this.signalling.send({ type: "offer", sdp, state: initialState });
+      this.signalling.send({ type: "offer", sdp, ...(initialState && { state: initialState }) });
       this.offered = true;
       const answerSdp = await answer;
       if (generation !== this.generation) return;
@@ -65,8 +80,9 @@ export class StreamSession extends EventTarget {
       for (const candidate of this.candidates.splice(0)) this.#sendCandidate(candidate);
       this.#setState("connecting", "Connecting the video…");
       this.dispatchEvent(new Event("answered"));
-      // The answer does not carry the stream state: ask for it with an empty update.
-      this.update({});
+      // The answer does not carry the stream state: ask for it with an empty update. (A viewer
+      // is sent the presenter's state after the answer.)
+      if (!this.viewing) this.update({});
     } catch (error) {
       if (generation === this.generation) this.#fail(error.message);
     }
@@ -91,6 +107,15 @@ export class StreamSession extends EventTarget {
     }
     this.#closePeer();
     if (this.state === "stopping") this.#setState("stopped", reason);
+  }
+
+  /** Share this stream: the server answers with a "shared" event carrying the link. */
+  share() {
+    this.signalling.send({ type: "share" });
+  }
+
+  unshare() {
+    this.signalling.send({ type: "unshare" });
   }
 
   /** Send an update (any subset of the state); returns its seq. */
@@ -174,8 +199,25 @@ export class StreamSession extends EventTarget {
       case "answer":
         this.answerWaiter?.resolve(message.sdp);
         break;
+      case "joined":
+        this.answerWaiter?.resolve(null);
+        break;
       case "state":
-        this.#settled("applied", message.seq, { state: message.state });
+        if (this.viewing) {
+          const detail = { seq: message.seq, state: message.state, changes: {} };
+          this.dispatchEvent(new CustomEvent("applied", { detail }));
+        } else {
+          this.#settled("applied", message.seq, { state: message.state });
+        }
+        break;
+      case "shared":
+        this.dispatchEvent(new CustomEvent("shared", { detail: message }));
+        break;
+      case "unshared":
+        this.dispatchEvent(new Event("unshared"));
+        break;
+      case "viewers":
+        this.dispatchEvent(new CustomEvent("viewers", { detail: { count: message.count } }));
         break;
       case "error":
         if (message.seq != null && this.inflight.has(message.seq)) {
