@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import random
 import statistics
 import sys
@@ -76,6 +77,10 @@ async def frame_rates(clients: list[Viewer], window: float) -> list[dict[str, An
     return [rate_fields(c.log, start, end) for c in clients]
 
 
+def carries_seq(seq: int, message: dict[str, Any]) -> bool:
+    return bool(message["seq"] == seq)
+
+
 async def update_latencies(presenter: Viewer, watchers: list[Viewer], n: int) -> list[float]:
     """Presenter update sent → each viewer's first decoded frame reflecting it, in seconds."""
     rng = random.Random(11)
@@ -85,9 +90,9 @@ async def update_latencies(presenter: Viewer, watchers: list[Viewer], n: int) ->
         ratio = round(rng.uniform(0.3, 0.7), 3)
         sent = time.perf_counter()
         reply = await presenter.update(params={"threshold_ratio": ratio})
-        seq = reply["seq"]
+        reflects = functools.partial(carries_seq, reply["seq"])
         for client, mark in zip(watchers, marks, strict=True):
-            match = await client.log.first_match(lambda m, s=seq: m["seq"] == s, start=mark)
+            match = await client.log.first_match(reflects, start=mark)
             if match is not None:
                 samples.append(match.decoded.at - sent)
     return samples

@@ -29,7 +29,9 @@ TIMEOUT_MS = 20_000
 async def red_pixels(page: Page) -> int:
     """Pixels of the video on screen drawn in the overlay colour."""
     png = await page.locator("#video").screenshot()
-    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    image = np.asarray(decoded, dtype=int)
     b, g, r = image[..., 0], image[..., 1], image[..., 2]
     return int(np.count_nonzero((r - g > 60) & (r - b > 60)))
 
