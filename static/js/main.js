@@ -327,18 +327,19 @@ videoView.addEventListener("present", (event) => {
 
 // -- controls --------------------------------------------------------------------------------
 
-// The parameter a drag on the image sets, for each click algorithm's seed (x, y).
-const DRAG_PARAMS = ["radius", "tolerance"];
+// The parameter a drag on the image sets, for each click algorithm's seed (x, y): a radius is
+// the distance dragged, in image pixels; a tolerance grows by one step per CSS pixel dragged.
+const DRAG_PARAMS = { radius: "px", tolerance: "steps" };
 
 function updatePlacement() {
   const values = params.values();
-  const name = DRAG_PARAMS.find((param) => params.hasParam(param));
+  const name = Object.keys(DRAG_PARAMS).find((param) => params.hasParam(param));
   const spec = name ? params.spec(name) : null;
   videoView.setPlacement({
     enabled: session.isActive && !viewToken && params.hasParam("x") && params.hasParam("y"),
     drag: spec && {
       name,
-      unit: spec.unit ?? "",
+      unit: DRAG_PARAMS[name],
       step: spec.step || 1,
       min: spec.min,
       max: params.max(name),
