@@ -6,8 +6,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 # What the tests need beyond pip: Debian's Chromium (browser tests), iproute2 and util-linux
-# (`ip` and `unshare`, for the loopback-only namespace below), a font for the page's text.
-SYSTEM_PACKAGES := chromium iproute2 util-linux fonts-dejavu-core
+# (`ip` and `unshare`, for the loopback-only namespace below), a font for the page's text,
+# Orthanc with its DICOMweb plugin (the PACS tests start their own instances) and dicom3tools
+# (`dciodvfy` validates the DICOM SEG files the server writes).
+SYSTEM_PACKAGES := chromium iproute2 util-linux fonts-dejavu-core orthanc orthanc-dicomweb \
+	dicom3tools
 
 # Anything that opens WebRTC runs in a private network namespace with only loopback up, so no
 # packet can leave this machine (README, "Tests").
@@ -32,7 +35,8 @@ run: $(STAMP)
 test: deps lint typecheck pytest
 
 # Installs the missing SYSTEM_PACKAGES with apt-get when run as root; otherwise names them and
-# the command that installs them, and stops.
+# the command that installs them, and stops. Services the packages would start on installation
+# (Orthanc on 8042/4242) are kept from starting (policy-rc.d): nothing relies on them.
 deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
@@ -44,6 +48,10 @@ deps:
 			exit 1; \
 		fi; \
 		echo "installing Debian packages: $$missing"; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+			trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
+		fi; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
