@@ -126,6 +126,7 @@ async def streaming_ctx(app: web.Application) -> AsyncIterator[None]:
         max_fps=settings.max_fps,
         max_sessions=settings.max_sessions,
         max_viewers=settings.max_viewers,
+        video_bitrate=settings.video_kbps * 1000,
         max_message_bytes=settings.max_message_bytes,
         max_updates_per_second=settings.max_updates_per_second,
     )

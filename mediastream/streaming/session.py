@@ -25,11 +25,18 @@ from aiortc import (
     RTCDataChannel,
     RTCIceCandidate,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from mediastream.dicom.library import Library
+from mediastream.streaming.fanout import (
+    VIEWER_CODEC,
+    EncodedFanout,
+    PictureQueue,
+    SharedTrack,
+)
 from mediastream.streaming.messages import (
     ProtocolError,
     error_message,
@@ -67,6 +74,7 @@ class StreamingContext:
     max_message_bytes: int = 256 * 1024
     max_updates_per_second: int = 60
     max_viewers: int = 32
+    video_bitrate: int = 4_000_000  # bit/s of a shared stream's one encoder (--video-kbps)
     sessions: set[Session] = dataclasses.field(default_factory=set)
     shares: ShareRegistry = dataclasses.field(init=False)
     # Offers being answered: each holds a slot until it succeeds or fails.
@@ -108,6 +116,12 @@ class StreamingContext:
         """
         if share is not None:
             self._check_can_view(share)
+            if share.fanout is None:
+                presenting = share.presenter.track
+                assert isinstance(presenting, SliceTrack)  # a presenter renders its own
+                share.fanout = EncodedFanout(
+                    presenting.slot, self.executor, bitrate=self.video_bitrate
+                )
         elif not self.has_room(replacing):
             raise ProtocolError(
                 "too_many_sessions",
@@ -138,7 +152,6 @@ class StreamingContext:
         self.sessions.add(session)
         if share is not None:
             share.viewers.add(session)
-            share.presenter.track.slot.follow(session.track.slot)
             share.presenter.notify_viewers()
         return session, answer
 
@@ -157,6 +170,9 @@ class StreamingContext:
         self.shares.revoke(share)
         viewers, share.viewers = list(share.viewers), set()
         await asyncio.gather(*(viewer.close(reason) for viewer in viewers))
+        if share.fanout is not None:
+            await share.fanout.close()
+            share.fanout = None
 
     async def series_deleted(self, series_uid: str | None) -> None:
         """Stop the streams showing a deleted series (`None`: every series was deleted)."""
@@ -195,10 +211,17 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         self.control: RTCDataChannel | None = None
         self.pc = RTCPeerConnection(ctx.rtc_configuration)
-        self.track = SliceTrack(max_fps=ctx.max_fps, on_sent=self._on_sent)
-        # A viewer has no player of its own: its track shows the presenter's pictures.
+        # A viewer has no player of its own: its track shows the presenter's pictures, already
+        # compressed by the share's fan-out.
+        self.track: SliceTrack | SharedTrack
+        self._pictures: PictureQueue | None = None
         self.player: Player | None = None
-        if follows is None:
+        share = None if follows is None else ctx.shares.of(follows)
+        if share is not None and share.fanout is not None:
+            self._pictures = share.fanout.subscribe()
+            self.track = SharedTrack(self._pictures, on_sent=self._on_sent)
+        else:
+            self.track = SliceTrack(max_fps=ctx.max_fps, on_sent=self._on_sent)
             self.player = Player(
                 renderer=ctx.renderer,
                 executor=ctx.executor,
@@ -251,6 +274,10 @@ class Session:
                 "The offer has no video section: add a video transceiver to receive the stream.",
             )
         transceiver = video[0]
+        if isinstance(self.track, SharedTrack):  # pre-encoded VP8 (and its retransmissions)
+            codecs = RTCRtpSender.getCapabilities("video").codecs
+            wanted = [c for c in codecs if c.mimeType in (VIEWER_CODEC, "video/rtx")]
+            transceiver.setCodecPreferences(wanted)
         transceiver.sender.replaceTrack(self.track)
         # Media the client offers to send (the older app sends a blank canvas) is refused.
         transceiver.direction = "sendonly"
@@ -433,8 +460,9 @@ class Session:
 
     def _leave_share(self) -> None:
         assert self.follows is not None
-        self.follows.track.slot.unfollow(self.track.slot)
         share = self.ctx.shares.of(self.follows)
+        if share is not None and share.fanout is not None and self._pictures is not None:
+            share.fanout.unsubscribe(self._pictures)
         if share is not None and self in share.viewers:
             share.viewers.discard(self)
             self.follows.notify_viewers()

@@ -2,10 +2,9 @@
 
 A presenter's `share` creates a `Share` under a random view token (192 bits, from `secrets`);
 viewers who `join` with the token get sessions of their own that follow the presenter's. What a
-viewer costs: nothing to render — the presenter's player renders each picture once and its
-frame slot hands the same picture to every viewer's slot — and one video encode, in its own
-track, because aiortc encodes per sender (its `MediaRelay` likewise shares decoded frames
-only). `bench/shared.py` measures how many viewers a machine holds.
+viewer costs: nothing to render — the presenter's player renders each picture once — and no
+encode either: the share's `EncodedFanout` (`mediastream.streaming.fanout`) compresses each
+picture once for all its viewers. `bench/shared.py` measures how many viewers a machine holds.
 
 Revoking (`unshare`) or the presenter's stream ending closes every viewer's session, with the
 reasons `SHARING_ENDED` and `PRESENTER_LEFT`; a revoked token is never valid again.
@@ -18,6 +17,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mediastream.streaming.fanout import EncodedFanout
     from mediastream.streaming.session import Session
 
 __all__ = ["PRESENTER_LEFT", "SHARING_ENDED", "TOKEN_BYTES", "Share", "ShareRegistry"]
@@ -34,6 +34,7 @@ class Share:
     token: str
     presenter: Session
     viewers: set[Session] = dataclasses.field(default_factory=set)
+    fanout: EncodedFanout | None = None  # made for the first viewer, closed with the share
 
 
 class ShareRegistry:
