@@ -1,4 +1,14 @@
-"""Active contours ("snakes"): an ellipse that contracts onto the edges of a structure.
+"""Active contours ("snakes"): a contour that grows or contracts onto a structure's border.
+
+A click (``x``, ``y``) with an ellipse (``radius``, ``radius_y``) starts it. The structure under
+the click is first found by region growing (:func:`segmentation.region_grow.grow_region`, on
+the modality ``values`` when given); the snake then moves under a *pressure* toward that
+region's border: outward where it is inside the region, inward where it is outside. A small
+circle inside an organ therefore grows out to the organ's border, and an ellipse drawn around
+it contracts onto the border instead of stopping on the first weak edge. The usual internal
+forces (``alpha`` length, ``beta`` bending) keep it smooth. When region growing finds nothing
+plausible, the snake falls back to the classic edge-following snake of the older service
+(``w_line``, ``w_edge`` on the smoothed image).
 
 scikit-image's :func:`skimage.segmentation.active_contour` is the engine; how it is called so it
 runs in tens of milliseconds is in :mod:`segmentation.snake_engine`. ``preview`` draws the
@@ -9,21 +19,19 @@ the end.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from segmentation.base import (
     EvolvingAlgorithm,
+    Inputs,
     SegmentationResult,
-    Spacing,
     Stage,
-    base_overlay,
-    check_inputs,
     check_kernel_fits,
 )
 from segmentation.contour import (
@@ -33,14 +41,19 @@ from segmentation.contour import (
     draw_closed,
     ellipse,
 )
+from segmentation.masks import mask_contour, mask_stats, not_found_reason, polygon_mask
 from segmentation.params import Params, param
-from segmentation.preprocess import kernel_size_param
-from segmentation.snake_engine import evolve_contour, grow
+from segmentation.preprocess import kernel_size_param, smooth
+from segmentation.region_grow import grow_region
+from segmentation.snake_engine import SolverParams, evolve_contour, grow
 
 __all__ = ["SnakeParams", "Snakes"]
 
 _COORDINATE_MAX = 4095
 _RADIUS_MAX = 1024
+#: Slope of the pressure potential per image pixel from the region's border: about the pull
+#: of a clear edge in the 0-1 image, so alpha and beta keep their usual meaning.
+PRESSURE_SLOPE = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class SnakeParams(Params):
         minimum=0,
         maximum=_COORDINATE_MAX,
         step=1,
+        unit="px",
         label="Centre x",
         description="Column of the initial ellipse's centre, in image pixels.",
     )
@@ -58,6 +72,7 @@ class SnakeParams(Params):
         minimum=0,
         maximum=_COORDINATE_MAX,
         step=1,
+        unit="px",
         label="Centre y",
         description="Row of the initial ellipse's centre, in image pixels.",
     )
@@ -66,6 +81,7 @@ class SnakeParams(Params):
         minimum=1,
         maximum=_RADIUS_MAX,
         step=1,
+        unit="px",
         label="Radius",
         description="Horizontal radius of the initial ellipse in pixels; start outside the object.",
     )
@@ -74,6 +90,7 @@ class SnakeParams(Params):
         minimum=0,
         maximum=_RADIUS_MAX,
         step=1,
+        unit="px",
         label="Radius y",
         description="Vertical radius of the initial ellipse in pixels; 0 = same as radius.",
     )
@@ -82,6 +99,7 @@ class SnakeParams(Params):
         minimum=0.0,
         maximum=1.0,
         step=0.001,
+        unit="",
         label="Alpha (length)",
         description="Length (tension) weight: higher values make the snake contract harder.",
     )
@@ -90,6 +108,7 @@ class SnakeParams(Params):
         minimum=0.0,
         maximum=100.0,
         step=0.5,
+        unit="",
         label="Beta (smoothness)",
         description="Bending weight: higher values keep the contour smoother and rounder.",
     )
@@ -98,6 +117,7 @@ class SnakeParams(Params):
         minimum=0.0001,
         maximum=0.1,
         step=0.0001,
+        unit="",
         label="Gamma (step)",
         description="Explicit time-step parameter; smaller values take larger steps.",
     )
@@ -106,6 +126,7 @@ class SnakeParams(Params):
         minimum=-5.0,
         maximum=5.0,
         step=0.1,
+        unit="",
         label="Line weight",
         description="Attraction to brightness; negative values attract to dark regions.",
     )
@@ -114,6 +135,7 @@ class SnakeParams(Params):
         minimum=-5.0,
         maximum=5.0,
         step=0.1,
+        unit="",
         label="Edge weight",
         description="Attraction to edges; negative values repel the snake from edges.",
     )
@@ -122,6 +144,7 @@ class SnakeParams(Params):
         minimum=1,
         maximum=5000,
         step=1,
+        unit="",
         label="Max iterations",
         description="Upper bound on iterations, counted over all chunks and stages.",
     )
@@ -130,6 +153,7 @@ class SnakeParams(Params):
         minimum=0.0,
         maximum=10.0,
         step=0.01,
+        unit="px",
         label="Convergence",
         description=(
             "Stop once the contour's shape changes by less than this many working-frame "
@@ -143,15 +167,26 @@ class SnakeParams(Params):
         """(row, col) radii of the initial ellipse."""
         return (self.radius_y or self.radius, self.radius)
 
+    def solver(self, *, w_line: float | None = None, w_edge: float | None = None) -> SolverParams:
+        return SolverParams(
+            alpha=self.alpha,
+            beta=self.beta,
+            gamma=self.gamma,
+            w_line=self.w_line if w_line is None else w_line,
+            w_edge=self.w_edge if w_edge is None else w_edge,
+            max_num_iter=self.max_num_iter,
+            convergence=self.convergence,
+        )
+
 
 class Snakes(EvolvingAlgorithm):
-    """Fits a closed contour to the edges around an initial ellipse and outlines it in red."""
+    """Fits a closed contour to the structure under the click and outlines it in red."""
 
     name = "snakes"
     label = "Active contour (snake)"
     description = (
-        "Contracts an initial ellipse onto the edges of the structure it surrounds "
-        "(scikit-image active_contour)."
+        "Grows or contracts an initial ellipse onto the border of the structure under its "
+        "centre (scikit-image active_contour with a region pressure)."
     )
     params_type = SnakeParams
 
@@ -171,78 +206,82 @@ class Snakes(EvolvingAlgorithm):
     def check_image(self, params: Params, shape: tuple[int, ...]) -> None:
         _check_against_image(self._own_params(params, SnakeParams), shape)
 
-    def preview(
-        self,
-        gray: NDArray[np.uint8],
-        params: Params,
-        *,
-        spacing: Sequence[float] | None = None,
-        background: NDArray[np.uint8] | None = None,
-    ) -> SegmentationResult:
+    def _preview(self, inputs: Inputs, params: Any) -> SegmentationResult:
         """The initial ellipse, clipped to the image, drawn on the image (stage "preview").
 
         Costs well under a millisecond on a 512×512 slice: no smoothing, no fitting.
         """
-        p = self._own_params(params, SnakeParams)
-        gray, checked_spacing, background = check_inputs(gray, spacing, background)
-        _check_against_image(p, gray.shape)
-        start = _start(p, gray.shape, None)
-        return _result(gray, background, start, checked_spacing, 0, "preview")
+        p: SnakeParams = params
+        start = _start(p, inputs.shape, None)
+        return _result(inputs, start, 0, "preview")
 
-    def evolve(
-        self,
-        gray: NDArray[np.uint8],
-        params: Params,
-        *,
-        spacing: Sequence[float] | None = None,
-        background: NDArray[np.uint8] | None = None,
-        init: NDArray[np.floating[Any]] | None = None,
+    def _evolve(
+        self, inputs: Inputs, params: Any, init: NDArray[np.floating[Any]] | None
     ) -> Generator[SegmentationResult, None, None]:
         """Yield the contour every few dozen iterations ("evolving"), then a "final" result.
 
-        Arguments are checked when ``evolve`` is called (it returns a generator but is not
-        one), so a bad parameter raises at the call; the work then runs one chunk per
-        ``next()``.
+        ``init`` (K, 2), optional: warm start from a previous contour in (row, col) image
+        pixels, used (slightly enlarged) instead of the ellipse; the region is then grown
+        from its centre.
 
-        Parameters
-        ----------
-        init : ndarray of shape (K, 2), optional
-            Warm start: a previous contour in (row, col) image pixels, used (slightly
-            enlarged) instead of the ellipse given by ``x``, ``y``, ``radius``.
+        The final result has ``contour`` (K, 2) (row, col) points, ``mask`` (the pixels
+        inside it), the contour in red on ``overlay``, and ``stats``: ``found``, ``reason``,
+        ``area_px``, ``area_mm2``, ``perimeter_px``, ``perimeter_mm``, ``mean``, ``sd``
+        (of ``values`` inside), ``centroid_x``, ``centroid_y``, ``iterations``.
         """
-        p = self._own_params(params, SnakeParams)
-        gray, checked_spacing, background = check_inputs(gray, spacing, background)
-        _check_against_image(p, gray.shape)
-        start = _start(p, gray.shape, init)
-        return _evolve(gray, p, start, checked_spacing, background)
+        p: SnakeParams = params
+        start = _start(p, inputs.shape, init)
+        image, solver, reach = _potential(inputs, p, start, init is not None)
+        if reach is not None:
+            start = _from_region(start, image)
+        return _run(inputs, image, solver, start, p.kernel_size, reach)
 
-    def segment(
-        self,
-        gray: NDArray[np.uint8],
-        params: Params,
-        *,
-        spacing: Sequence[float] | None = None,
-        background: NDArray[np.uint8] | None = None,
-        init: NDArray[np.floating[Any]] | None = None,
-    ) -> SegmentationResult:
-        """Run the snake to convergence (or ``max_num_iter``) and return the final result.
 
-        The same computation as running :meth:`evolve` to its end; ``init`` is the same
-        optional warm start.
+def _potential(
+    inputs: Inputs, p: SnakeParams, start: NDArray[np.float64], warm: bool
+) -> tuple[NDArray[np.float32], SolverParams, NDArray[np.float64] | None]:
+    """The image the snake follows, how, and where it may go: region pressure when a region
+    is found (then the region's bounding box is where it may go)."""
+    h, w = inputs.shape
+    if warm:
+        centre = start.mean(axis=0)
+        seed = (int(np.clip(round(centre[0]), 0, h - 1)), int(np.clip(round(centre[1]), 0, w - 1)))
+    else:
+        seed = (p.y, p.x)
+    region, _ = grow_region(inputs.values, seed, inputs.spacing)
+    if not_found_reason(region, inputs.gray) is None:
+        bound = polygon_mask(start, inputs.shape)
+        if np.count_nonzero(bound) >= np.count_nonzero(region):
+            # An ellipse drawn around the structure bounds it: the snake only contracts.
+            region &= bound
+    if not_found_reason(region, inputs.gray) is not None:
+        gray = smooth(inputs.gray, p.kernel_size).astype(np.float32) / 255.0
+        return gray, p.solver(), None
+    inside = region.view(np.uint8)
+    x, y, bw, bh = cv2.boundingRect(inside)
+    reach = np.array([[y, x], [y + bh - 1, x + bw - 1]], dtype=np.float64)
+    to_border = cv2.distanceTransform(inside, cv2.DIST_L2, 3) + cv2.distanceTransform(
+        1 - inside, cv2.DIST_L2, 3
+    )
+    potential = (-PRESSURE_SLOPE * to_border).astype(np.float32)
+    return potential, p.solver(w_line=1.0, w_edge=0.0), reach
 
-        Returns
-        -------
-        SegmentationResult
-            ``overlay`` with the contour as a closed red polyline, ``contour`` (K, 2) (row,
-            col) points, and ``stats``: ``area_px``, ``area_mm2``, ``perimeter_px``,
-            ``perimeter_mm``, ``centroid_x``, ``centroid_y``, ``iterations``.
-        """
-        p = self._own_params(params, SnakeParams)
-        gray, checked_spacing, background = check_inputs(gray, spacing, background)
-        _check_against_image(p, gray.shape)
-        (last,) = deque(evolve_contour(gray, p, _start(p, gray.shape, init)), maxlen=1)
-        assert last.final  # evolve_contour always ends with a final step
-        return _result(gray, background, last.contour, checked_spacing, last.iterations, "final")
+
+def _from_region(start: NDArray[np.float64], potential: NDArray[np.float32]) -> NDArray[np.float64]:
+    """A start smaller than the region found under it is replaced by the region's outline.
+
+    A snake's bending force grows as its radius shrinks, so a circle of a few pixels cannot
+    inflate against it. Starting from the region-growing outline (enlarged a little, see
+    :func:`~segmentation.snake_engine.grow`) and refining from there reaches the border from
+    any click. Starts at least as large as the region (an ellipse drawn around it) are kept.
+    """
+    region = potential > -1.5 * PRESSURE_SLOPE  # the region's pixels (distance 1 from border)
+    outline = mask_contour(region)
+    if outline is None or len(outline) < 3:
+        return start
+    if np.count_nonzero(polygon_mask(start, region.shape)) >= np.count_nonzero(region):
+        return start
+    return grow(outline, region.shape)
 
 
 def _start(
@@ -254,29 +293,30 @@ def _start(
     return grow(check_contour(init), shape)
 
 
-def _evolve(
-    gray: NDArray[np.uint8],
-    p: SnakeParams,
+def _run(
+    inputs: Inputs,
+    image: NDArray[np.float32],
+    solver: SolverParams,
     start: NDArray[np.float64],
-    spacing: Spacing | None,
-    background: NDArray[np.uint8] | None,
+    kernel_size: int,
+    reach: NDArray[np.float64] | None,
 ) -> Generator[SegmentationResult, None, None]:
-    for step in evolve_contour(gray, p, start):
+    for step in evolve_contour(image, solver, start, kernel_size, reach):
         stage: Stage = "final" if step.final else "evolving"
-        yield _result(gray, background, step.contour, spacing, step.iterations, stage)
+        yield _result(inputs, step.contour, step.iterations, stage)
 
 
 def _result(
-    gray: NDArray[np.uint8],
-    background: NDArray[np.uint8] | None,
-    contour: NDArray[np.float64],
-    spacing: Spacing | None,
-    iterations: int,
-    stage: Stage,
+    inputs: Inputs, contour: NDArray[np.float64], iterations: int, stage: Stage
 ) -> SegmentationResult:
-    overlay = base_overlay(gray, background)
+    overlay = inputs.overlay()
     draw_closed(overlay, contour)
-    return SegmentationResult(overlay, contour_stats(contour, spacing, iterations), contour, stage)
+    mask = polygon_mask(contour, inputs.shape)
+    stats = contour_stats(contour, inputs.spacing, iterations)
+    reason = not_found_reason(mask, inputs.gray)
+    region = mask_stats(mask, inputs.values, inputs.spacing, reason)
+    stats.update({k: region[k] for k in ("found", "reason", "mean", "sd")})
+    return SegmentationResult(overlay, stats, contour, stage, mask)
 
 
 def _check_against_image(p: SnakeParams, shape: tuple[int, ...]) -> None:
