@@ -10,14 +10,20 @@ series behave alike:
 3. **Click statistics.** Median and robust SD (1.4826 × MAD) of the values in a disc of
    ``SEED_MM`` (at least ``SEED_MIN_PX`` working px, so there are enough samples) around the
    click. The median, not the clicked pixel, is the reference: a click that lands on a vessel
-   inside the liver still means the liver.
+   inside the liver still means the liver. When at least ``SEED_WIDE_SHARE`` of a wider disc
+   (``SEED_WIDE_MM``) lies within ``SEED_WIDE_K`` SD of that median (a large homogeneous
+   structure), the statistics are taken again over those similar values: more samples, a
+   steadier spread. The spread is never below ``SPREAD_FLOOR`` of the image's 1-99 % range
+   (noise-free images).
 4. **Grow.** Pixels within the tolerance of the reference, opened with a disc of ``smoothing``
    / 2 (cuts bridges thinner than ``smoothing`` mm), and the connected piece nearest the click.
 5. **Automatic tolerance** (``tolerance`` 0): the tolerance climbs a ladder of ``LADDER`` ×
    the robust SD and stops before the step where the region *leaks*: where more than
    ``LEAK_FRACTION`` of the region's area appears further than ``LEAK_BAND_MM`` from the region
    of the step before. Growth inside and at the border of a structure stays close to it; a
-   leak through a gap floods a neighbour far away.
+   leak through a gap floods a neighbour far away. Of the levels before the leak, the one
+   whose next step adds the smallest fraction of area is kept: the structure is full and its
+   border holds there.
 6. **Close and fill.** A closing with the same disc, then holes filled (vessels inside an
    organ), then the mask is brought back to the image's pixels.
 
@@ -45,9 +51,12 @@ WORK_MM = 1.5
 SIGMA_MM = 1.0
 SEED_MM = 4.0
 SEED_MIN_PX = 3.0
-LADDER = (2.0, 2.5, 3.0, 3.5, 4.0)
+SEED_WIDE_MM = 9.0
+SEED_WIDE_K = 2.0
+SEED_WIDE_SHARE = 0.85
+LADDER = (2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.5, 5.0)
 LEAK_BAND_MM = 10.0
-LEAK_FRACTION = 0.25
+LEAK_FRACTION = 0.1
 SPREAD_FLOOR = 0.01
 
 
@@ -191,6 +200,13 @@ def grow_region(
     seed_radius = max(SEED_MIN_PX, SEED_MM / work_mm)
     seed_disc = distance2 <= seed_radius * seed_radius
     reference, spread = _robust_centre(work[seed_disc])
+    # A click inside a large homogeneous structure: the wider disc's similar values give a
+    # steadier estimate (more samples). Heterogeneous or small structures keep the small disc.
+    wide_radius = max(seed_radius, SEED_WIDE_MM / work_mm)
+    wide = work[distance2 <= wide_radius * wide_radius]
+    similar = wide[np.abs(wide - reference) <= SEED_WIDE_K * spread]
+    if similar.size >= SEED_WIDE_SHARE * wide.size:
+        reference, spread = _robust_centre(similar)
     # Noise-free images (phantoms, masks) have no spread to scale by: use a small fraction of
     # the image's contrast instead.
     low, high = np.percentile(work, (1, 99))
@@ -201,6 +217,7 @@ def grow_region(
     region: NDArray[np.bool_] | None = None
     chosen: float | None = None
     ladder = [tolerance] if tolerance > 0 else [k * spread for k in LADDER]
+    steps: list[tuple[float, NDArray[np.bool_]]] = []
     for level in ladder:
         candidate = _piece(work, reference, level, kernel, seed_disc, distance2)
         if candidate is None:
@@ -211,6 +228,13 @@ def grow_region(
             if np.count_nonzero(candidate & ~near) > LEAK_FRACTION * np.count_nonzero(region):
                 break  # this step leaked; keep the one before
         region, chosen = candidate, float(level)
+        steps.append((chosen, region))
+    if len(steps) > 2:
+        # Of the levels that did not leak, the most stable one: where one more step of
+        # tolerance adds the smallest fraction of area (the structure is full, its border holds).
+        areas = np.array([np.count_nonzero(r) for _, r in steps], dtype=np.float64)
+        growth = areas[1:] / np.maximum(areas[:-1], 1.0)
+        chosen, region = steps[int(np.argmin(growth))]
     if region is None:
         return np.zeros(values.shape, bool), None
     if kernel.shape[0] > 1:
