@@ -115,6 +115,7 @@ def _frame(
     contour: NDArray[np.float64],
     margin: int,
     work_size: int | None,
+    fine_sigma: float = FINE_SIGMA,
 ) -> _Frame:
     h, w = image.shape
     r0 = max(0, int(np.floor(contour[:, 0].min())) - margin)
@@ -129,7 +130,7 @@ def _frame(
         size = (max(4, round(crop.shape[1] * factor)), max(4, round(crop.shape[0] * factor)))
         method = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(crop, size, interpolation=method)
-    sigma = WORK_SIGMA if work_size is not None else FINE_SIGMA
+    sigma = WORK_SIGMA if work_size is not None else fine_sigma
     blurred = cv2.GaussianBlur(resized, (0, 0), sigma)
     scale = np.array([blurred.shape[0] / crop.shape[0], blurred.shape[1] / crop.shape[1]])
     return _Frame(blurred, np.array([r0, c0], dtype=np.float64), scale)
@@ -180,6 +181,7 @@ def evolve_contour(
     start: NDArray[np.float64],
     margin: int,
     reach: NDArray[np.float64] | None = None,
+    fine_sigma: float = FINE_SIGMA,
 ) -> Iterator[SnakeStep]:
     """Evolve ``start`` ((K, 2) image (row, col) points) chunk by chunk; the last step is final.
 
@@ -187,7 +189,9 @@ def evolve_contour(
     and ``p.w_edge``; ``margin`` is how many image px around the contour it may use (the
     caller's smoothing kernel plus room to move). ``reach``, (row, col) points, widens the
     working frame to include them: where a growing snake is expected to go. ``image`` and
-    ``start`` are not modified. Every step's contour lies inside the image.
+    ``start`` are not modified. ``fine_sigma`` is the refinement's blur in image px (an
+    image whose ridge is already where the contour belongs needs less than edges do). Every
+    step's contour lies inside the image.
     """
     covered = start if reach is None else np.vstack([start, reach])
     extent = float(np.ptp(covered, axis=0).max())
@@ -204,7 +208,7 @@ def evolve_contour(
         return
     contour = remove_loops(contour)
     # The margin keeps the crop's border (where the blur reflects) clear of the contour.
-    fine = _frame(image, contour, margin + int(2 * FINE_SIGMA) + 4, None)
+    fine = _frame(image, contour, margin + int(2 * fine_sigma) + 4, None, fine_sigma)
     budget = min(FINE_MAX_ITER, p.max_num_iter - iterations)
     for refined, fine_iterations, stage_done in _run(fine, contour, p, budget):
         yield _step(refined, image.shape, iterations + fine_iterations, stage_done)

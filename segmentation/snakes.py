@@ -41,11 +41,17 @@ from segmentation.contour import (
     draw_closed,
     ellipse,
 )
-from segmentation.masks import mask_contour, mask_stats, not_found_reason, polygon_mask
+from segmentation.masks import (
+    MIN_AREA_PX,
+    mask_contour,
+    mask_stats,
+    not_found_reason,
+    polygon_mask,
+)
 from segmentation.params import Params, param
 from segmentation.preprocess import kernel_size_param, smooth
 from segmentation.region_grow import grow_region
-from segmentation.snake_engine import SolverParams, evolve_contour, grow
+from segmentation.snake_engine import FINE_SIGMA, SolverParams, evolve_contour, grow
 
 __all__ = ["SnakeParams", "Snakes"]
 
@@ -54,6 +60,19 @@ _RADIUS_MAX = 1024
 #: Slope of the pressure potential per image pixel from the region's border: about the pull
 #: of a clear edge in the 0-1 image, so alpha and beta keep their usual meaning.
 PRESSURE_SLOPE = 1.0
+#: The refinement's blur (image px) of the pressure potential, whose ridge is on the border.
+PRESSURE_FINE_SIGMA = 1.0
+#: A start whose smaller radius is at least this many mm is an ellipse drawn around a
+#: structure; smaller ones are a click inside it.
+AROUND_MM = 10.0
+#: From an ellipse, the structure is a grown region at least this fraction inside it.
+AROUND_INSIDE = 0.8
+#: Where seeds are tried inside an ellipse drawn around a structure, as fractions of its
+#: radii: the centre first, then eight points at a third of the way out.
+_SEED_OFFSETS = ((0.0, 0.0),) + tuple(
+    (0.33 * float(np.sin(a)), 0.33 * float(np.cos(a)))
+    for a in np.linspace(0, 2 * np.pi, 8, endpoint=False)
+)
 
 
 @dataclass(frozen=True)
@@ -231,30 +250,73 @@ class Snakes(EvolvingAlgorithm):
         """
         p: SnakeParams = params
         start = _start(p, inputs.shape, init)
-        image, solver, reach = _potential(inputs, p, start, init is not None)
-        if reach is not None:
-            start = _from_region(start, image)
+        region = _structure(inputs, p, start, init is not None)
+        image, solver, reach = _potential(region, inputs, p)
+        if region is not None:
+            start = _from_region(start, region)
         return _run(inputs, image, solver, start, p.kernel_size, reach)
 
 
-def _potential(
+def _structure(
     inputs: Inputs, p: SnakeParams, start: NDArray[np.float64], warm: bool
-) -> tuple[NDArray[np.float32], SolverParams, NDArray[np.float64] | None]:
-    """The image the snake follows, how, and where it may go: region pressure when a region
-    is found (then the region's bounding box is where it may go)."""
+) -> NDArray[np.bool_] | None:
+    """The structure the snake is after (region growing), or None when none is plausible.
+
+    From a click (a start smaller than ``AROUND_MM``) or a warm start, it is the region
+    grown under the centre. From an ellipse drawn around a structure, it is the grown region
+    that lies mostly inside the ellipse: the centre is tried first, then points around it,
+    because the centre of a kidney or a curved stomach may fall in fat or gas beside it. The
+    search runs on a crop around the ellipse, which is all that matters then.
+    """
     h, w = inputs.shape
-    if warm:
-        centre = start.mean(axis=0)
-        seed = (int(np.clip(round(centre[0]), 0, h - 1)), int(np.clip(round(centre[1]), 0, w - 1)))
-    else:
-        seed = (p.y, p.x)
-    region, _ = grow_region(inputs.values, seed, inputs.spacing)
-    if not_found_reason(region, inputs.gray) is None:
-        bound = polygon_mask(start, inputs.shape)
-        if np.count_nonzero(bound) >= np.count_nonzero(region):
-            # An ellipse drawn around the structure bounds it: the snake only contracts.
-            region &= bound
-    if not_found_reason(region, inputs.gray) is not None:
+    centre = start.mean(axis=0) if warm else np.array([p.y, p.x], dtype=np.float64)
+    row, col = (int(np.clip(round(v), 0, n - 1)) for v, n in zip(centre, (h, w), strict=True))
+    pixel_mm = 1.0 if inputs.spacing is None else min(inputs.spacing)
+    radii = np.ptp(start, axis=0) / 2
+    if warm or float(radii.min()) * pixel_mm < AROUND_MM:
+        region, _ = grow_region(inputs.values, (row, col), inputs.spacing)
+        return region if not_found_reason(region, inputs.gray) is None else None
+    bound = polygon_mask(start, inputs.shape)
+    margin = (radii * 0.5).astype(int) + 2
+    r0, c0 = (max(0, int(v)) for v in start.min(axis=0) - margin)
+    r1 = min(h, int(start[:, 0].max() + margin[0]) + 1)
+    c1 = min(w, int(start[:, 1].max() + margin[1]) + 1)
+    crop_values, crop_bound = inputs.values[r0:r1, c0:c1], bound[r0:r1, c0:c1]
+    best: NDArray[np.bool_] | None = None
+    best_area = 0
+    for dr, dc in _SEED_OFFSETS:
+        seed = (
+            int(np.clip(row + dr * radii[0], r0, r1 - 1)) - r0,
+            int(np.clip(col + dc * radii[1], c0, c1 - 1)) - c0,
+        )
+        if not crop_bound[seed]:
+            continue
+        region, _ = grow_region(crop_values, seed, inputs.spacing)
+        area = int(np.count_nonzero(region))
+        inside = int(np.count_nonzero(region & crop_bound))
+        if area >= MIN_AREA_PX and inside >= AROUND_INSIDE * area and inside > best_area:
+            best, best_area = region & crop_bound, inside
+            if (dr, dc) == (0.0, 0.0):
+                break  # the centre is inside a structure the ellipse encloses: that one
+    if best is None:
+        return None
+    region = np.zeros(inputs.shape, bool)
+    region[r0:r1, c0:c1] = best
+    return region if not_found_reason(region, inputs.gray) is None else None
+
+
+def _potential(
+    region: NDArray[np.bool_] | None, inputs: Inputs, p: SnakeParams
+) -> tuple[NDArray[np.float32], SolverParams, NDArray[np.float64] | None]:
+    """The image the snake follows, how, and where it may go.
+
+    With a structure: a pressure potential, minus ``PRESSURE_SLOPE`` × the distance to the
+    structure's border, followed as a bright line (``w_line`` 1), so the snake moves toward
+    the border from inside and from outside; the working frame must reach the structure's
+    bounding box. Without one: the older service's snake, ``w_line`` and ``w_edge`` on the
+    smoothed image.
+    """
+    if region is None:
         gray = smooth(inputs.gray, p.kernel_size).astype(np.float32) / 255.0
         return gray, p.solver(), None
     inside = region.view(np.uint8)
@@ -267,15 +329,15 @@ def _potential(
     return potential, p.solver(w_line=1.0, w_edge=0.0), reach
 
 
-def _from_region(start: NDArray[np.float64], potential: NDArray[np.float32]) -> NDArray[np.float64]:
-    """A start smaller than the region found under it is replaced by the region's outline.
+def _from_region(start: NDArray[np.float64], region: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """A start smaller than the structure found under it is replaced by its outline.
 
     A snake's bending force grows as its radius shrinks, so a circle of a few pixels cannot
     inflate against it. Starting from the region-growing outline (enlarged a little, see
     :func:`~segmentation.snake_engine.grow`) and refining from there reaches the border from
-    any click. Starts at least as large as the region (an ellipse drawn around it) are kept.
+    any click. Starts at least as large as the structure (an ellipse drawn around it) are
+    kept: they contract onto it.
     """
-    region = potential > -1.5 * PRESSURE_SLOPE  # the region's pixels (distance 1 from border)
     outline = mask_contour(region)
     if outline is None or len(outline) < 3:
         return start
@@ -301,7 +363,8 @@ def _run(
     kernel_size: int,
     reach: NDArray[np.float64] | None,
 ) -> Generator[SegmentationResult, None, None]:
-    for step in evolve_contour(image, solver, start, kernel_size, reach):
+    fine_sigma = FINE_SIGMA if reach is None else PRESSURE_FINE_SIGMA
+    for step in evolve_contour(image, solver, start, kernel_size, reach, fine_sigma):
         stage: Stage = "final" if step.final else "evolving"
         yield _result(inputs, step.contour, step.iterations, stage)
 
