@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Literal, TypeVar
 
 import cv2
@@ -91,6 +92,13 @@ class Inputs:
         if self.given_values is not None:
             return self.given_values
         return self.gray.astype(np.float32)
+
+    @cached_property
+    def body(self) -> NDArray[np.bool_]:
+        """The body in ``gray`` (see :func:`segmentation.masks.body_of`), computed once."""
+        from segmentation.masks import body_of  # masks builds on this module
+
+        return body_of(self.gray)
 
     @property
     def shape(self) -> tuple[int, int]:

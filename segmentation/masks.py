@@ -16,6 +16,8 @@ from segmentation.contour import CONTOUR_BGR
 
 __all__ = [
     "MIN_AREA_PX",
+    "body_of",
+    "fill_holes",
     "draw_mask",
     "mask_contour",
     "mask_stats",
@@ -31,12 +33,21 @@ MAX_BODY_FRACTION = 0.7
 BODY_MIN_FRACTION = 0.25
 
 
-def not_found_reason(mask: NDArray[np.bool_], gray: NDArray[np.uint8]) -> str | None:
+def body_of(gray: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    """The body in a display image: pixels above its Otsu threshold (tissue, not air)."""
+    threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return np.asarray(gray > threshold)
+
+
+def not_found_reason(
+    mask: NDArray[np.bool_], gray: NDArray[np.uint8], body: NDArray[np.bool_] | None = None
+) -> str | None:
     """Why ``mask`` is no answer (a sentence), or None when it is a plausible structure.
 
     The body is estimated as the pixels above ``gray``'s Otsu threshold (tissue against air
-    or background), so this works for any modality's display image. A region holding most
-    of a body that fills a good part of the image, or half the image, has leaked.
+    or background), so this works for any modality's display image; pass ``body`` (from
+    :func:`body_of`) to reuse it. A region holding most of a body that fills a good part of
+    the image, or half the image, has leaked.
     """
     area = int(np.count_nonzero(mask))
     if area < MIN_AREA_PX:
@@ -44,8 +55,8 @@ def not_found_reason(mask: NDArray[np.bool_], gray: NDArray[np.uint8]) -> str | 
             f"Nothing found here: the region is {area} px, below {MIN_AREA_PX} px. "
             "Click inside a structure."
         )
-    threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    body = gray > threshold
+    if body is None:
+        body = body_of(gray)
     body_area = int(np.count_nonzero(body))
     covers_body = (
         body_area > BODY_MIN_FRACTION * gray.size
@@ -79,8 +90,9 @@ def mask_stats(
         stats.update(dict.fromkeys(empty, None))
         stats.update({"area_px": 0, "centroid_x": None, "centroid_y": None})
         return stats
-    inside = values[mask]
-    rows, cols = np.nonzero(mask)
+    as_bytes = mask.view(np.uint8)
+    moments = cv2.moments(as_bytes, binaryImage=True)
+    mean, sd = cv2.meanStdDev(values, mask=as_bytes)
     perimeter_px, perimeter_mm = _perimeters(mask, spacing)
     stats.update(
         {
@@ -88,10 +100,10 @@ def mask_stats(
             "area_mm2": None if spacing is None else area * spacing[0] * spacing[1],
             "perimeter_px": perimeter_px,
             "perimeter_mm": perimeter_mm,
-            "mean": float(inside.mean(dtype=np.float64)),
-            "sd": float(inside.std(dtype=np.float64)),
-            "centroid_x": float(cols.mean()),
-            "centroid_y": float(rows.mean()),
+            "mean": float(mean[0, 0]),
+            "sd": float(sd[0, 0]),
+            "centroid_x": moments["m10"] / moments["m00"],
+            "centroid_y": moments["m01"] / moments["m00"],
         }
     )
     return stats
@@ -134,3 +146,23 @@ def polygon_mask(points: NDArray[np.float64], shape: tuple[int, int]) -> NDArray
     filled = np.zeros(shape, np.uint8)
     cv2.fillPoly(filled, [xy], 1, cv2.LINE_8, shift)
     return filled.view(bool)
+
+
+def fill_holes(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """``mask`` with every hole filled (what ``scipy.ndimage.binary_fill_holes`` does).
+
+    Done as one OpenCV flood fill of the background from outside the mask's bounding box:
+    what the flood does not reach is inside. Tens of times faster than SciPy's iterated
+    erosion on a 512² slice, and the region grower calls it once per tolerance level.
+    """
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    filled = mask.copy()
+    if w == 0:
+        return filled
+    # A 1 px frame of background around the box, so the flood can go all the way round.
+    outside = np.ones((h + 2, w + 2), np.uint8)
+    outside[1:-1, 1:-1] = ~mask[y : y + h, x : x + w]
+    flood_mask = np.zeros((h + 4, w + 4), np.uint8)
+    cv2.floodFill(outside, flood_mask, (0, 0), 0, flags=4)
+    filled[y : y + h, x : x + w] |= outside[1:-1, 1:-1].view(bool)
+    return filled

@@ -40,10 +40,9 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from segmentation.base import Algorithm, Inputs, SegmentationResult
-from segmentation.masks import draw_mask, mask_contour, mask_stats, not_found_reason
+from segmentation.masks import draw_mask, fill_holes, mask_contour, mask_stats, not_found_reason
 from segmentation.params import Params, param
 
 __all__ = ["RegionGrow", "RegionGrowParams", "grow_region"]
@@ -153,7 +152,7 @@ class RegionGrow(Algorithm):
         mask, tolerance = grow_region(
             values, (p.y, p.x), inputs.spacing, tolerance=p.tolerance, smoothing=p.smoothing
         )
-        reason = not_found_reason(mask, inputs.gray)
+        reason = not_found_reason(mask, inputs.gray, inputs.body)
         overlay = inputs.overlay()
         if reason is None:
             draw_mask(overlay, mask)
@@ -228,7 +227,7 @@ def grow_region(
         candidate = _piece(work, reference, level, kernel, seed_disc, distance2)
         if candidate is None:
             continue
-        candidate = ndimage.binary_fill_holes(candidate)
+        candidate = fill_holes(candidate)
         settled = len(steps) >= 2 and np.count_nonzero(
             steps[-1][1]
         ) < LEAK_ACTIVE * np.count_nonzero(steps[-2][1])
@@ -252,7 +251,7 @@ def grow_region(
         return np.zeros(values.shape, bool), None
     if kernel.shape[0] > 1:
         region = cv2.morphologyEx(region.view(np.uint8), cv2.MORPH_CLOSE, kernel).view(bool)
-    region = ndimage.binary_fill_holes(region)
+    region = fill_holes(region)
     if REFINE:
         region = _refine(values, region, pixel_mm, scale)
     elif scale != (1.0, 1.0):
@@ -282,16 +281,25 @@ def _refine(
         up = cv2.resize(
             coarse.view(np.uint8) * np.float32(1), (w, h), interpolation=cv2.INTER_LINEAR
         )
-        region = (up >= 0.5).view(np.uint8)
+        whole = (up >= 0.5).view(np.uint8)
     else:
-        region = coarse.view(np.uint8)
+        whole = coarse.view(np.uint8)
     reach = max(1, int(np.ceil(1.0 / min(scale))))
+    # Only the region's bounding box (plus what the filters see) needs the work.
+    sigma = SIGMA_MM / pixel_mm
+    margin = 4 * reach + int(3 * sigma) + 3
+    x, y, bw, bh = cv2.boundingRect(whole)
+    if bw == 0:
+        return whole.view(bool).copy()
+    r0, r1 = max(0, y - margin), min(h, y + bh + margin)
+    c0, c1 = max(0, x - margin), min(w, x + bw + margin)
+    region = np.ascontiguousarray(whole[r0:r1, c0:c1])
+    crop = np.ascontiguousarray(values[r0:r1, c0:c1])
     kernel = _disc(reach)
     inner = cv2.erode(region, kernel)
     outer = 1 - cv2.dilate(region, kernel)
     band = (1 - inner) & (1 - outer)
-    sigma = SIGMA_MM / pixel_mm
-    smoothed = cv2.GaussianBlur(values, (0, 0), sigma) if sigma >= 0.3 else values
+    smoothed = cv2.GaussianBlur(crop, (0, 0), sigma) if sigma >= 0.3 else crop
     window = (4 * reach + 1, 4 * reach + 1)
     inside_mean = _local_mean(smoothed, inner, window)
     outside_mean = _local_mean(smoothed, outer, window)
@@ -301,11 +309,14 @@ def _refine(
     _, pieces = cv2.connectedComponents(refined, connectivity=4, ltype=cv2.CV_32S)
     kept = np.unique(pieces[inner.view(bool)])
     kept = kept[kept > 0]
+    result = np.zeros((h, w), bool)
     if kept.size == 0:
-        return region.view(bool).copy()
+        result[r0:r1, c0:c1] = region.view(bool)
+        return result
     keep = np.zeros(int(pieces.max()) + 1, bool)
     keep[kept] = True
-    return np.asarray(ndimage.binary_fill_holes(keep[pieces]))
+    result[r0:r1, c0:c1] = fill_holes(keep[pieces])
+    return result
 
 
 def _local_mean(
@@ -334,7 +345,7 @@ def _piece(
         # opening eat the region away, and isolated pixels that are no structure.
         inside = cv2.medianBlur(inside, 3)
     if FILL_FIRST:
-        inside = ndimage.binary_fill_holes(inside).view(np.uint8)
+        inside = fill_holes(inside).view(np.uint8)
     opened = cv2.morphologyEx(inside, cv2.MORPH_OPEN, kernel) if kernel.shape[0] > 1 else inside
     if not np.any(opened.view(bool) & seed_disc):
         opened = inside  # the structure is thinner than the opening: keep it unopened

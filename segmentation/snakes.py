@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
 from segmentation.base import (
     EvolvingAlgorithm,
@@ -51,7 +52,7 @@ from segmentation.masks import (
 from segmentation.params import Params, param
 from segmentation.preprocess import kernel_size_param, smooth
 from segmentation.region_grow import grow_region
-from segmentation.snake_engine import FINE_SIGMA, SolverParams, evolve_contour, grow
+from segmentation.snake_engine import SolverParams, evolve_contour, grow
 
 __all__ = ["SnakeParams", "Snakes"]
 
@@ -62,6 +63,10 @@ _RADIUS_MAX = 1024
 PRESSURE_SLOPE = 1.0
 #: The refinement's blur (image px) of the pressure potential, whose ridge is on the border.
 PRESSURE_FINE_SIGMA = 1.0
+WELL_PX = 2.0
+SETTLE_ITER = 60
+#: Smoothing (in outline points, about pixels) of the region's outline the snake starts from.
+OUTLINE_SIGMA = 2.0
 #: A start whose smaller radius is at least this many mm is an ellipse drawn around a
 #: structure; smaller ones are a click inside it.
 AROUND_MM = 10.0
@@ -254,7 +259,7 @@ class Snakes(EvolvingAlgorithm):
         image, solver, reach = _potential(region, inputs, p)
         if region is not None:
             start = _from_region(start, region)
-        return _run(inputs, image, solver, start, p.kernel_size, reach)
+        return _run(inputs, p, image, solver, start, reach)
 
 
 def _structure(
@@ -275,7 +280,7 @@ def _structure(
     radii = np.ptp(start, axis=0) / 2
     if warm or float(radii.min()) * pixel_mm < AROUND_MM:
         region, _ = grow_region(inputs.values, (row, col), inputs.spacing)
-        return region if not_found_reason(region, inputs.gray) is None else None
+        return region if not_found_reason(region, inputs.gray, inputs.body) is None else None
     bound = polygon_mask(start, inputs.shape)
     margin = (radii * 0.5).astype(int) + 2
     r0, c0 = (max(0, int(v)) for v in start.min(axis=0) - margin)
@@ -302,7 +307,7 @@ def _structure(
         return None
     region = np.zeros(inputs.shape, bool)
     region[r0:r1, c0:c1] = best
-    return region if not_found_reason(region, inputs.gray) is None else None
+    return region if not_found_reason(region, inputs.gray, inputs.body) is None else None
 
 
 def _potential(
@@ -319,31 +324,60 @@ def _potential(
     if region is None:
         gray = smooth(inputs.gray, p.kernel_size).astype(np.float32) / 255.0
         return gray, p.solver(), None
-    inside = region.view(np.uint8)
-    x, y, bw, bh = cv2.boundingRect(inside)
+    h, w = inputs.shape
+    x, y, bw, bh = cv2.boundingRect(region.view(np.uint8))
     reach = np.array([[y, x], [y + bh - 1, x + bw - 1]], dtype=np.float64)
-    to_border = cv2.distanceTransform(inside, cv2.DIST_L2, 3) + cv2.distanceTransform(
-        1 - inside, cv2.DIST_L2, 3
+    # Computed on the structure's box plus what the snake's frames can see of it (they start
+    # a few px and 5 % outside it and add the smoothing kernel); flat, never reached, beyond.
+    margin = 2 * p.kernel_size + 16 + int(0.15 * max(bw, bh))
+    r0, r1, c0, c1 = (
+        max(0, y - margin),
+        min(h, y + bh + margin),
+        max(0, x - margin),
+        min(w, x + bw + margin),
     )
-    potential = (-PRESSURE_SLOPE * to_border).astype(np.float32)
+    inside = np.ascontiguousarray(region[r0:r1, c0:c1]).view(np.uint8)
+    to_border = cv2.distanceTransform(
+        inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+    ) + cv2.distanceTransform(1 - inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # A smooth well (hyperbolic): the pull fades to 0 at the border instead of flipping sign
+    # there, so points settle on it instead of rattling across it.
+    border = np.maximum(to_border - 1.0, 0.0)  # 0 on both sides' border pixels
+    well = (-PRESSURE_SLOPE * np.sqrt(border * border + WELL_PX * WELL_PX)).astype(np.float32)
+    if p.w_line or p.w_edge:
+        # The image's own pull, as active_contour would apply it, on top of the pressure:
+        # near the border, points settle on the image's edge there.
+        crop = np.ascontiguousarray(inputs.gray[r0:r1, c0:c1])
+        kernel = min(p.kernel_size, _largest_odd(min(crop.shape)))
+        gray = smooth(crop, kernel).astype(np.float32) / 255.0
+        gray = cv2.GaussianBlur(gray, (0, 0), 1.0)
+        edge = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+        well += p.w_line * gray + p.w_edge * edge
+    potential = np.full(inputs.shape, float(well.min()), np.float32)
+    potential[r0:r1, c0:c1] = well
     return potential, p.solver(w_line=1.0, w_edge=0.0), reach
 
 
+def _largest_odd(n: int) -> int:
+    return n if n % 2 else n - 1
+
+
 def _from_region(start: NDArray[np.float64], region: NDArray[np.bool_]) -> NDArray[np.float64]:
-    """A start smaller than the structure found under it is replaced by its outline.
+    """The snake starts from the outline of the structure found, enlarged a little.
 
     A snake's bending force grows as its radius shrinks, so a circle of a few pixels cannot
-    inflate against it. Starting from the region-growing outline (enlarged a little, see
-    :func:`~segmentation.snake_engine.grow`) and refining from there reaches the border from
-    any click. Starts at least as large as the structure (an ellipse drawn around it) are
-    kept: they contract onto it.
+    inflate against it; and a large ellipse pulled toward a structure off its centre folds
+    over itself on the far side. Starting from the region-growing outline (enlarged by
+    :func:`~segmentation.snake_engine.grow`) and contracting from there reaches the border
+    from a click and from an ellipse alike.
     """
     outline = mask_contour(region)
     if outline is None or len(outline) < 3:
         return start
-    if np.count_nonzero(polygon_mask(start, region.shape)) >= np.count_nonzero(region):
-        return start
-    return grow(outline, region.shape)
+    # The pixel outline is a staircase; smoothed along its length (wrapping round), it is a
+    # curve the snake can refine rather than a ragged start it would half keep.
+    smoothed = ndimage.gaussian_filter1d(outline, OUTLINE_SIGMA, axis=0, mode="wrap")
+    return grow(smoothed, region.shape)
 
 
 def _start(
@@ -357,16 +391,34 @@ def _start(
 
 def _run(
     inputs: Inputs,
+    p: SnakeParams,
     image: NDArray[np.float32],
     solver: SolverParams,
     start: NDArray[np.float64],
-    kernel_size: int,
     reach: NDArray[np.float64] | None,
 ) -> Generator[SegmentationResult, None, None]:
-    fine_sigma = FINE_SIGMA if reach is None else PRESSURE_FINE_SIGMA
-    for step in evolve_contour(image, solver, start, kernel_size, reach, fine_sigma):
-        stage: Stage = "final" if step.final else "evolving"
-        yield _result(inputs, step.contour, step.iterations, stage)
+    """The snake's chunks: under pressure toward the structure when there is one, then (or
+    else) on the image's own edges with ``w_line`` and ``w_edge``."""
+    contour, done = start, 0
+    if reach is not None:
+        for step in evolve_contour(image, solver, start, p.kernel_size, reach, PRESSURE_FINE_SIGMA):
+            contour, done = step.contour, step.iterations
+            final = step.final and (SETTLE_ITER == 0 or done >= p.max_num_iter)
+            yield _result(inputs, contour, done, "final" if final else "evolving")
+            if final:
+                return
+        # Settle: the same pull again from where it stopped, with points spread evenly along
+        # the contour and the internal forces scaled to their new spacing (a contour that
+        # grew or shrank a lot has points bunched or stretched, which leaves it ragged).
+        solver = replace(solver, max_num_iter=min(SETTLE_ITER, p.max_num_iter - done))
+        settle = evolve_contour(image, solver, contour, p.kernel_size, None, PRESSURE_FINE_SIGMA)
+        for step in settle:
+            stage: Stage = "final" if step.final else "evolving"
+            yield _result(inputs, step.contour, done + step.iterations, stage)
+        return
+    for step in evolve_contour(image, solver, contour, p.kernel_size):
+        stage = "final" if step.final else "evolving"
+        yield _result(inputs, step.contour, done + step.iterations, stage)
 
 
 def _result(
@@ -376,7 +428,7 @@ def _result(
     draw_closed(overlay, contour)
     mask = polygon_mask(contour, inputs.shape)
     stats = contour_stats(contour, inputs.spacing, iterations)
-    reason = not_found_reason(mask, inputs.gray)
+    reason = not_found_reason(mask, inputs.gray, inputs.body)
     region = mask_stats(mask, inputs.values, inputs.spacing, reason)
     stats.update({k: region[k] for k in ("found", "reason", "mean", "sd")})
     return SegmentationResult(overlay, stats, contour, stage, mask)

@@ -43,7 +43,8 @@ def test_names_in_display_order() -> None:
 
 def test_unknown_algorithm_names_the_allowed_ones() -> None:
     with pytest.raises(
-        ValueError, match="unknown algorithm 'graphcut'; allowed: 'none', 'watershed'"
+        ValueError,
+        match="unknown algorithm 'graphcut'; allowed: 'none', 'region_grow', 'watershed'",
     ):
         segmentation.get_algorithm("graphcut")
 
