@@ -157,7 +157,7 @@ class Algorithm(ABC):
         *,
         spacing: Sequence[float] | None = None,
         background: NDArray[np.uint8] | None = None,
-        values: NDArray[np.floating[Any]] | None = None,
+        values: NDArray[np.number[Any]] | None = None,
     ) -> SegmentationResult:
         """Segment the image (never modified) and draw the result on a copy of it.
 
@@ -223,7 +223,7 @@ class EvolvingAlgorithm(Algorithm):
         *,
         spacing: Sequence[float] | None = None,
         background: NDArray[np.uint8] | None = None,
-        values: NDArray[np.floating[Any]] | None = None,
+        values: NDArray[np.number[Any]] | None = None,
     ) -> SegmentationResult:
         """Draw only the starting state, cheaply (stage ``"preview"``)."""
         p, inputs = self._prepare(gray, params, spacing, background, values)
@@ -236,7 +236,7 @@ class EvolvingAlgorithm(Algorithm):
         *,
         spacing: Sequence[float] | None = None,
         background: NDArray[np.uint8] | None = None,
-        values: NDArray[np.floating[Any]] | None = None,
+        values: NDArray[np.number[Any]] | None = None,
         init: NDArray[np.floating[Any]] | None = None,
     ) -> Generator[SegmentationResult, None, None]:
         """Yield ``"evolving"`` results in short steps, then one ``"final"`` result.
@@ -257,7 +257,7 @@ class EvolvingAlgorithm(Algorithm):
         *,
         spacing: Sequence[float] | None = None,
         background: NDArray[np.uint8] | None = None,
-        values: NDArray[np.floating[Any]] | None = None,
+        values: NDArray[np.number[Any]] | None = None,
         init: NDArray[np.floating[Any]] | None = None,
     ) -> SegmentationResult:
         """``evolve`` run to its end: the same final result, with the same optional ``init``."""
@@ -333,7 +333,8 @@ def check_inputs(
                 f"size as gray), got {_describe(values)}"
             )
         # A new float32 array (or a contiguous float32 input as is: it is only read).
-        checked_values = np.ascontiguousarray(values, dtype=np.float32)
+        with np.errstate(over="ignore"):  # too large for float32 becomes inf, refused below
+            checked_values = np.ascontiguousarray(values, dtype=np.float32)
         if not np.isfinite(checked_values).all():
             raise ValueError("values must be finite (no NaN or infinity)")
     return Inputs(np.ascontiguousarray(gray), checked_spacing, checked_background, checked_values)
