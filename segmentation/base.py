@@ -87,7 +87,7 @@ class Inputs:
     background: NDArray[np.uint8] | None
     given_values: NDArray[np.float32] | None
 
-    @property
+    @cached_property
     def values(self) -> NDArray[np.float32]:
         if self.given_values is not None:
             return self.given_values

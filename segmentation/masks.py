@@ -7,6 +7,8 @@ A click algorithm's answer is a region; it is a wrong answer when the region is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -40,14 +42,17 @@ def body_of(gray: NDArray[np.uint8]) -> NDArray[np.bool_]:
 
 
 def not_found_reason(
-    mask: NDArray[np.bool_], gray: NDArray[np.uint8], body: NDArray[np.bool_] | None = None
+    mask: NDArray[np.bool_],
+    gray: NDArray[np.uint8],
+    body: Callable[[], NDArray[np.bool_]] | None = None,
 ) -> str | None:
     """Why ``mask`` is no answer (a sentence), or None when it is a plausible structure.
 
     The body is estimated as the pixels above ``gray``'s Otsu threshold (tissue against air
-    or background), so this works for any modality's display image; pass ``body`` (from
-    :func:`body_of`) to reuse it. A region holding most of a body that fills a good part of
-    the image, or half the image, has leaked.
+    or background), so this works for any modality's display image; ``body``, a function
+    returning it, lets a caller compute it once (and only when it is needed). A region
+    holding most of a body that fills a good part of the image, or half the image, has
+    leaked.
     """
     area = int(np.count_nonzero(mask))
     if area < MIN_AREA_PX:
@@ -55,12 +60,13 @@ def not_found_reason(
             f"Nothing found here: the region is {area} px, below {MIN_AREA_PX} px. "
             "Click inside a structure."
         )
-    if body is None:
-        body = body_of(gray)
-    body_area = int(np.count_nonzero(body))
+    if area <= MAX_BODY_FRACTION * BODY_MIN_FRACTION * gray.size:
+        return None  # too small to hold most of a body that size: no need to find the body
+    body_mask = body_of(gray) if body is None else body()
+    body_area = int(np.count_nonzero(body_mask))
     covers_body = (
         body_area > BODY_MIN_FRACTION * gray.size
-        and np.count_nonzero(mask & body) > MAX_BODY_FRACTION * body_area
+        and np.count_nonzero(mask & body_mask) > MAX_BODY_FRACTION * body_area
     )
     if covers_body or area > 0.5 * gray.size:
         return (
@@ -90,10 +96,12 @@ def mask_stats(
         stats.update(dict.fromkeys(empty, None))
         stats.update({"area_px": 0, "centroid_x": None, "centroid_y": None})
         return stats
-    as_bytes = mask.view(np.uint8)
-    moments = cv2.moments(as_bytes, binaryImage=True)
-    mean, sd = cv2.meanStdDev(values, mask=as_bytes)
-    perimeter_px, perimeter_mm = _perimeters(mask, spacing)
+    # Measured on the mask's bounding box: the same numbers, without visiting the whole image.
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    box = np.ascontiguousarray(mask[y : y + h, x : x + w]).view(np.uint8)
+    moments = cv2.moments(box, binaryImage=True)
+    mean, sd = cv2.meanStdDev(np.ascontiguousarray(values[y : y + h, x : x + w]), mask=box)
+    perimeter_px, perimeter_mm = _perimeters(box.view(bool), spacing)
     stats.update(
         {
             "area_px": area,
@@ -102,8 +110,8 @@ def mask_stats(
             "perimeter_mm": perimeter_mm,
             "mean": float(mean[0, 0]),
             "sd": float(sd[0, 0]),
-            "centroid_x": moments["m10"] / moments["m00"],
-            "centroid_y": moments["m01"] / moments["m00"],
+            "centroid_x": x + moments["m10"] / moments["m00"],
+            "centroid_y": y + moments["m01"] / moments["m00"],
         }
     )
     return stats

@@ -152,7 +152,7 @@ class RegionGrow(Algorithm):
         mask, tolerance = grow_region(
             values, (p.y, p.x), inputs.spacing, tolerance=p.tolerance, smoothing=p.smoothing
         )
-        reason = not_found_reason(mask, inputs.gray, inputs.body)
+        reason = not_found_reason(mask, inputs.gray, lambda: inputs.body)
         overlay = inputs.overlay()
         if reason is None:
             draw_mask(overlay, mask)

@@ -280,7 +280,9 @@ def _structure(
     radii = np.ptp(start, axis=0) / 2
     if warm or float(radii.min()) * pixel_mm < AROUND_MM:
         region, _ = grow_region(inputs.values, (row, col), inputs.spacing)
-        return region if not_found_reason(region, inputs.gray, inputs.body) is None else None
+        return (
+            region if not_found_reason(region, inputs.gray, lambda: inputs.body) is None else None
+        )
     bound = polygon_mask(start, inputs.shape)
     margin = (radii * 0.5).astype(int) + 2
     r0, c0 = (max(0, int(v)) for v in start.min(axis=0) - margin)
@@ -307,7 +309,7 @@ def _structure(
         return None
     region = np.zeros(inputs.shape, bool)
     region[r0:r1, c0:c1] = best
-    return region if not_found_reason(region, inputs.gray, inputs.body) is None else None
+    return region if not_found_reason(region, inputs.gray, lambda: inputs.body) is None else None
 
 
 def _potential(
@@ -428,7 +430,7 @@ def _result(
     draw_closed(overlay, contour)
     mask = polygon_mask(contour, inputs.shape)
     stats = contour_stats(contour, inputs.spacing, iterations)
-    reason = not_found_reason(mask, inputs.gray, inputs.body)
+    reason = not_found_reason(mask, inputs.gray, lambda: inputs.body)
     region = mask_stats(mask, inputs.values, inputs.spacing, reason)
     stats.update({k: region[k] for k in ("found", "reason", "mean", "sd")})
     return SegmentationResult(overlay, stats, contour, stage, mask)
