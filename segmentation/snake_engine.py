@@ -23,7 +23,8 @@ the full 512×512 slice with 400 points for 2,500 iterations (seconds per slice)
 * **Small steps.** ``max_px_move`` is ``MAX_PX_MOVE`` (half scikit-image's default), so points
   do not jump across the narrow ridge of an edge.
 * **Refinement.** When the working frame is coarser than the image, a last stage (at most
-  ``FINE_MAX_ITER`` iterations) refines the contour at full resolution on a crop around it
+  ``FINE_MAX_ITER`` iterations) refines the contour at full resolution (at most
+  ``FINE_MAX_SIZE`` px on the long side) on a crop around it
   (blurred by ``FINE_SIGMA`` so the edges reach the few pixels the coarse contour may be
   off), so the result is accurate to the image's pixels, not the working frame's.
 * **Warm start.** A previous contour (e.g. the neighbouring slice's) can replace the initial
@@ -66,6 +67,9 @@ MIN_POINTS, MAX_POINTS = 16, 96
 MAX_PX_MOVE = 0.5
 CHUNK = 30
 FINE_MAX_ITER = 150
+# The refinement's frame is the image's own pixels up to this long side (a large organ on a
+# fine 512² slice is refined at about 2× the working frame's resolution, not at all its pixels).
+FINE_MAX_SIZE = 192
 WARM_START_GROWTH = 3.0  # px (plus 5 % of the size) a warm start is enlarged before contracting
 
 
@@ -123,14 +127,18 @@ def _frame(
     c0 = max(0, int(np.floor(contour[:, 1].min())) - margin)
     c1 = min(w, int(np.ceil(contour[:, 1].max())) + margin + 1)
     crop = image[r0:r1, c0:c1]
-    if work_size is None:
-        resized = crop
+    if work_size is None:  # the refinement: the image's own pixels, at most FINE_MAX_SIZE
+        factor = min(1.0, FINE_MAX_SIZE / max(crop.shape))
+        sigma = max(0.5, fine_sigma * factor)
     else:
         factor = min(MAX_UPSCALE, work_size / max(crop.shape))
+        sigma = WORK_SIGMA
+    if factor == 1.0:
+        resized = crop
+    else:
         size = (max(4, round(crop.shape[1] * factor)), max(4, round(crop.shape[0] * factor)))
         method = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(crop, size, interpolation=method)
-    sigma = WORK_SIGMA if work_size is not None else fine_sigma
     blurred = cv2.GaussianBlur(resized, (0, 0), sigma)
     scale = np.array([blurred.shape[0] / crop.shape[0], blurred.shape[1] / crop.shape[1]])
     return _Frame(blurred, np.array([r0, c0], dtype=np.float64), scale)

@@ -64,7 +64,7 @@ PRESSURE_SLOPE = 1.0
 #: The refinement's blur (image px) of the pressure potential, whose ridge is on the border.
 PRESSURE_FINE_SIGMA = 1.0
 WELL_PX = 2.0
-SETTLE_ITER = 60
+SETTLE_ITER = 30
 #: Smoothing (in outline points, about pixels) of the region's outline the snake starts from.
 OUTLINE_SIGMA = 2.0
 #: A start whose smaller radius is at least this many mm is an ellipse drawn around a
@@ -72,6 +72,9 @@ OUTLINE_SIGMA = 2.0
 AROUND_MM = 10.0
 #: From an ellipse, the structure is a grown region at least this fraction inside it.
 AROUND_INSIDE = 0.8
+#: ... and the largest such region wins; one filling this fraction of the ellipse stops the
+#: search (the structure an ellipse is drawn around fills a good part of it).
+AROUND_FILL = 0.3
 #: Where seeds are tried inside an ellipse drawn around a structure, as fractions of its
 #: radii: the centre first, then eight points at a third of the way out.
 _SEED_OFFSETS = ((0.0, 0.0),) + tuple(
@@ -269,9 +272,10 @@ def _structure(
 
     From a click (a start smaller than ``AROUND_MM``) or a warm start, it is the region
     grown under the centre. From an ellipse drawn around a structure, it is the grown region
-    that lies mostly inside the ellipse: the centre is tried first, then points around it,
-    because the centre of a kidney or a curved stomach may fall in fat or gas beside it. The
-    search runs on a crop around the ellipse, which is all that matters then.
+    that lies mostly inside the ellipse, the largest of those grown from the centre and from
+    points around it (the centre of a kidney or of a curved liver may fall in fat, gas or a
+    vessel beside it). The search runs on a crop around the ellipse, which is all that
+    matters then.
     """
     h, w = inputs.shape
     centre = start.mean(axis=0) if warm else np.array([p.y, p.x], dtype=np.float64)
@@ -291,6 +295,7 @@ def _structure(
     crop_values, crop_bound = inputs.values[r0:r1, c0:c1], bound[r0:r1, c0:c1]
     best: NDArray[np.bool_] | None = None
     best_area = 0
+    ellipse_area = int(np.count_nonzero(crop_bound))
     for dr, dc in _SEED_OFFSETS:
         seed = (
             int(np.clip(row + dr * radii[0], r0, r1 - 1)) - r0,
@@ -303,8 +308,8 @@ def _structure(
         inside = int(np.count_nonzero(region & crop_bound))
         if area >= MIN_AREA_PX and inside >= AROUND_INSIDE * area and inside > best_area:
             best, best_area = region & crop_bound, inside
-            if (dr, dc) == (0.0, 0.0):
-                break  # the centre is inside a structure the ellipse encloses: that one
+            if inside >= AROUND_FILL * ellipse_area:
+                break  # a structure that fills the ellipse as drawn around it: that one
     if best is None:
         return None
     region = np.zeros(inputs.shape, bool)
