@@ -119,6 +119,13 @@ def _background(display: DisplayFrame) -> NDArray[np.uint8] | None:
     return np.ascontiguousarray(cv2.cvtColor(display.rgb, cv2.COLOR_RGB2BGR))
 
 
+def _modality_values(pixels: NDArray[np.generic]) -> NDArray[np.float32] | None:
+    """Grayscale modality values as float32; None for colour (the display image is used)."""
+    if pixels.ndim != 2:
+        return None
+    return np.asarray(pixels, dtype=np.float32)
+
+
 def _evolving(name: str) -> EvolvingAlgorithm:
     algorithm = segmentation.get_algorithm(name)
     if not isinstance(algorithm, EvolvingAlgorithm):
@@ -149,10 +156,17 @@ class Renderer:
         return self.library.get_series(series_uid).frame_count
 
     def _load(self, state: StreamState) -> tuple[DisplayFrame, dict[str, Any], float]:
+        """The display frame, and what the algorithms take besides it: the pixel spacing, a
+        colour background, and the modality values (HU for CT) intensity-based algorithms
+        measure, so their tolerances do not change with the window."""
         start = time.perf_counter()
         display = self.library.frame(state.series, state.index, state.window)
         spacing = self.library.get_series(state.series).pixel_spacing
-        kwargs: dict[str, Any] = {"spacing": spacing, "background": _background(display)}
+        kwargs: dict[str, Any] = {
+            "spacing": spacing,
+            "background": _background(display),
+            "values": _modality_values(self.library.frame_values(state.series, state.index)),
+        }
         return display, kwargs, _ms(start)
 
     def _frame(
