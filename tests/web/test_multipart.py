@@ -66,28 +66,30 @@ async def parse(body: bytes, boundary: str, reads: Sequence[int] = (1 << 20,)) -
 async def parse_into(
     body: bytes, boundary: str, reads: Sequence[int], received: list[Received]
 ) -> None:
+    """As `parse`, adding each part to `received` once read whole (so a test sees what came
+    before a refusal)."""
     loop = asyncio.get_running_loop()
     connection = _Connection(loop)
     content = StreamReader(connection, limit=2**16, loop=loop)  # as aiohttp's server
-    reader = asyncio.ensure_future(_read_all(content, boundary, received))
+    parsing = asyncio.ensure_future(_read_all(content, boundary, received))
 
     async def feed() -> None:
         sizes, offset = cycle(reads), 0
-        while offset < len(body) and not reader.done():
+        while offset < len(body) and not parsing.done():
             piece = body[offset : offset + next(sizes)]
             offset += len(piece)
             content.feed_data(piece)
-            while _buffered(content) and not reader.done():
+            while _buffered(content) and not parsing.done():
                 await asyncio.sleep(0)  # let the parser take it; bounded by FEED_TIMEOUT
         content.feed_eof()
 
     feeder = asyncio.ensure_future(feed())
     try:
         async with asyncio.timeout(FEED_TIMEOUT):
-            await asyncio.gather(reader, feeder)
+            await asyncio.gather(parsing, feeder)
     finally:
         feeder.cancel()
-        reader.cancel()
+        parsing.cancel()
 
 
 def encode(parts: Sequence[tuple[str, bytes]], boundary: str, epilogue: bytes = b"\r\n") -> bytes:
