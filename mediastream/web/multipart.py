@@ -9,15 +9,17 @@ before that, raises `MalformedMultipart`.
 
 Why this parser (issue 10): the reader written here before assumed each read brought at least
 the rest of a delimiter. Fed in small reads (slow clients, proxies, TLS records) it failed every
-upload, or let a file swallow the next part while that part vanished. python-multipart is
-well kept and keeps its partial-delimiter state across writes of any size; the property tests
-in ``tests/web/test_multipart.py`` feed it bodies in reads from one byte up. Measured on this
-2-core machine (``bench/upload.py``, 100 x 525 KB CT files with curl, median of five
-interleaved runs each): python-multipart 278 MB/s; the old reader, repaired, 367 MB/s; aiohttp's
-`MultipartReader` (`BodyPartReader.read_chunk`) 228 MB/s, and it reads a header line cut off by
-the end of the body as a whole header. Parsing alone (``multipart_parse`` in the benchmark)
-costs python-multipart about 0.4 ms per MB, within 10 % of the repaired reader, so the
-end-to-end gap is mostly the shared machine's noise: not enough to keep a hand-written parser.
+upload, or let a file swallow the next part while that part vanished. python-multipart is well
+kept and carries a partial delimiter across writes of any size; ``tests/web/test_multipart.py``
+feeds it random bodies in reads from one byte up. Speed decided nothing: ``bench/upload.py``
+(100 x 525 KB CT files sent by curl; medians of per-run medians, candidates interleaved, on
+this shared 2-core machine) gave, in its quietest session (5 runs each), python-multipart
+278 MB/s, the old reader repaired 367, aiohttp's `MultipartReader` 228; over all 16 runs
+(load up to 9) python-multipart 245 and the repaired reader 232, aiohttp 195 (8 runs). Parsing
+alone (``multipart_parse``, 64 KiB pieces) costs python-multipart about 0.4 ms per MB
+(2.3 GB/s; the repaired reader 2.5, aiohttp 0.5): a tenth of an upload's cost, so a faster
+hand-written parser would gain ~1 %. aiohttp's reader is slower and takes a header line cut off
+by the end of the body for a whole header.
 """
 
 from __future__ import annotations
