@@ -206,6 +206,40 @@ async def test_part_headers_have_a_size_limit(client: Client, small_series: list
     assert body["error"] == "malformed_multipart"
 
 
+@pytest.mark.parametrize("cut_in", ["second file", "close delimiter"])
+async def test_a_body_cut_short_is_a_400_that_keeps_only_whole_files(
+    client: Client, small_series: list[bytes], uploads: Path, cut_in: str
+) -> None:
+    """The body ends early (a client or proxy gave up): a file closed by the next part's
+    boundary is stored and listed; the last one, cut or never closed, is neither stored nor
+    reported, whatever its bytes would parse as."""
+    boundary = "8d7c6b5a4f3e2d1c"
+    body = b""
+    for i, data in enumerate(small_series[:2]):
+        body += f"--{boundary}\r\n".encode()
+        body += f'Content-Disposition: form-data; name="files"; filename="{i}.dcm"\r\n\r\n'.encode()
+        body += data + b"\r\n"
+    # cut in the middle of the second file, or just before the final "--"
+    cut = (
+        body[: -len(small_series[1]) // 2]
+        if cut_in == "second file"
+        else body + b"--" + boundary.encode()
+    )
+    response = await client.post(
+        "/images",
+        data=cut,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status == 400
+    answer = await response.json()
+    assert answer["error"] == "malformed_multipart"
+    assert answer["detail"].startswith("The multipart body could not be read: the body ends ")
+    assert [(f["filename"], f["outcome"]) for f in answer["files"]] == [("0.dcm", "stored")]
+    [stored] = stored_files(uploads)
+    assert stored.read_bytes() == small_series[0]
+    assert leftovers(uploads) == []
+
+
 @pytest.mark.parametrize("fsync", [False, True])
 async def test_fsync_flushes_each_stored_file_and_its_rename(
     make_client: ClientFactory,
