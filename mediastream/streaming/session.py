@@ -29,7 +29,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from mediastream.dicom.library import Library
+from mediastream.dicom.backend import ImageStore
 from mediastream.streaming.messages import (
     ProtocolError,
     error_message,
@@ -57,7 +57,7 @@ Send = Callable[[dict[str, Any]], None]
 class StreamingContext:
     """What every session shares; one per application."""
 
-    library: Library
+    library: ImageStore
     renderer: Renderer
     executor: Executor
     rtc_configuration: RTCConfiguration

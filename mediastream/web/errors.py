@@ -16,7 +16,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from mediastream.dicom.errors import FrameDecodeError, FrameNotFound, LibraryError, SeriesNotFound
+from mediastream.dicom.errors import (
+    DeleteNotAllowed,
+    FrameDecodeError,
+    FrameNotFound,
+    LibraryError,
+    LibraryUnavailable,
+    SeriesNotFound,
+)
 
 __all__ = ["ApiError", "error_middleware", "json_error", "missing_static_files"]
 
@@ -28,6 +35,8 @@ _LIBRARY_STATUS: dict[type[LibraryError], int] = {
     SeriesNotFound: 404,
     FrameNotFound: 404,
     FrameDecodeError: 422,
+    DeleteNotAllowed: 405,
+    LibraryUnavailable: 503,
 }
 
 # Codes for aiohttp's own exceptions, by status.
