@@ -397,8 +397,7 @@ class PacsLibrary:
         failure = self._failures.get(key)
         if failure is not None:
             raise FrameDecodeError(failure)
-        self._prefetch_after(series_uid, index)
-        path = self._instance_file(series_uid, record)
+        path = self._instance_file(series_uid, record, then_prefetch=index)
         try:
             syntax = str(read_file_meta_info(path).TransferSyntaxUID)
             prepared = load_prepared_frame(
@@ -418,12 +417,18 @@ class PacsLibrary:
 
     # -- retrieval --------------------------------------------------------------------------
 
-    def _instance_file(self, series_uid: str, record: InstanceRecord) -> Path:
-        """The instance on local disk, retrieved from the PACS first if need be (blocking)."""
+    def _instance_file(self, series_uid: str, record: InstanceRecord, then_prefetch: int) -> Path:
+        """The instance on local disk, retrieved from the PACS first if need be (blocking).
+
+        The instances after frame `then_prefetch` are asked for next, in the background: the
+        frame wanted now goes first in the queue.
+        """
         path = self._files / record.path
         if path.exists():
+            self._prefetch_after(series_uid, then_prefetch)
             return path
         future = self._download(series_uid, record)
+        self._prefetch_after(series_uid, then_prefetch)
         try:
             return future.result(timeout=self.config.timeout + 5)
         except concurrent.futures.TimeoutError:
