@@ -6,7 +6,6 @@ listens there too; the system service a package install may have started is neve
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import socket
@@ -33,7 +32,9 @@ def free_port() -> int:
 class Orthanc:
     """One Orthanc process; `stop` and `start` again keep its port and its stored files."""
 
-    def __init__(self, folder: Path, *, lua: str | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, lua: str | None = None, users: dict[str, str] | None = None
+    ) -> None:
         self.folder = folder
         self.port = free_port()
         storage = folder / "storage"
@@ -44,7 +45,8 @@ class Orthanc:
             "IndexDirectory": str(storage),
             "HttpPort": self.port,
             "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
+            "AuthenticationEnabled": bool(users),
+            "RegisteredUsers": users or {},
             "DicomServerEnabled": False,
             "Plugins": [str(DICOMWEB_PLUGIN)],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
@@ -78,10 +80,13 @@ class Orthanc:
         while True:
             if self._process.poll() is not None:
                 raise RuntimeError(f"Orthanc exited at start:\n{self.log_path.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.url + "/system", timeout=1) as response:
-                    if response.status == 200:
-                        return
+            try:
+                with urllib.request.urlopen(self.url + "/system", timeout=1):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers: 401 when authentication is on
+            except OSError:
+                pass  # not listening yet
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"Orthanc did not answer /system within {START_TIMEOUT} s")
@@ -96,6 +101,13 @@ class Orthanc:
     def resume(self) -> None:
         assert self._process is not None
         self._process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """End the process at once (SIGKILL), as a PACS that crashes."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -151,6 +163,14 @@ class Orthanc:
         orthanc_id = next(m["ID"] for m in matches if m["Type"] == "Instance")
         with urllib.request.urlopen(f"{self.url}/instances/{orthanc_id}/file", timeout=10) as r:
             return bytes(r.read())
+
+    def delete_series(self, series_uid: str) -> None:
+        """Delete through Orthanc's REST API, as another client of the PACS would."""
+        matches = self._post("/tools/lookup", series_uid.encode())
+        orthanc_id = next(m["ID"] for m in matches if m["Type"] == "Series")
+        request = urllib.request.Request(f"{self.url}/series/{orthanc_id}", method="DELETE")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
 
     def _post(self, path: str, data: bytes) -> Any:
         request = urllib.request.Request(self.url + path, data=data, method="POST")

@@ -13,6 +13,7 @@ Every request has a timeout. One media type per ``Accept`` header: Orthanc answe
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import json
 import threading
@@ -128,13 +129,14 @@ class DicomwebClient:
         self._closed = False
 
     async def _open(self) -> aiohttp.ClientSession:
-        auth = aiohttp.BasicAuth(*self.config.auth) if self.config.auth else None
+        headers = dict(self.config.headers)
+        if self.config.auth:  # RFC 7617, built here: aiohttp deprecates its BasicAuth
+            credentials = ":".join(self.config.auth).encode("utf-8")
+            headers[hdrs.AUTHORIZATION] = "Basic " + base64.b64encode(credentials).decode()
         timeout = aiohttp.ClientTimeout(
             total=self.config.timeout, sock_connect=min(3.0, self.config.timeout)
         )
-        return aiohttp.ClientSession(
-            auth=auth, headers=dict(self.config.headers), timeout=timeout, raise_for_status=False
-        )
+        return aiohttp.ClientSession(headers=headers, timeout=timeout, raise_for_status=False)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

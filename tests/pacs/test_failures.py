@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ async def test_orthanc_stopped_mid_stream_then_started_again(
     async with StreamClient(str(server.make_url("")), timeout=WAIT) as client:
         await client.start({"algorithm": "none", "playing": True, "image_delay": 0.05})
         await client.frame_message(lambda m: m["index"] >= 1)
-        orthanc.stop()
+        orthanc.kill()  # at once: the prefetch must not get the whole series meanwhile
 
         error = await client.wait_for(lambda m: m["type"] == "error")
         assert error["error"] == "library_unavailable", error
@@ -195,3 +196,39 @@ async def test_delete_through_the_api_is_refused_unless_allowed(
     assert (await response.json()) == {"deleted": uid, "files_removed": 1}
     assert orthanc.series_uids() == []
     assert (await allowing.delete(f"/images/{uid}")).status == 404
+
+
+async def test_basic_auth_and_extra_headers_reach_the_pacs(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    orthanc = Orthanc(tmp_path / "orthanc", users={"alice": "s3cret"})
+    orthanc.start()
+    try:
+        wrong: Client = await aiohttp_client(
+            create_app(pacs_settings(tmp_path / "wrong", orthanc, dicomweb_auth="alice:nope"))
+        )
+        library = await health_library(wrong)
+        assert library["status"] == "unavailable" and "401" in library["detail"]
+
+        right: Client = await aiohttp_client(
+            create_app(pacs_settings(tmp_path / "right", orthanc, dicomweb_auth="alice:s3cret"))
+        )
+        ds = next(phantom_datasets(n_slices=1, size=32))
+        response = await right.post("/images", data=form([("a.dcm", dataset_bytes(ds))]))
+        assert [f["outcome"] for f in (await response.json())["files"]] == ["stored"]
+
+        token = base64.b64encode(b"alice:s3cret").decode()
+        header: Client = await aiohttp_client(
+            create_app(
+                pacs_settings(
+                    tmp_path / "header",
+                    orthanc,
+                    dicomweb_headers=(f"Authorization: Basic {token}",),
+                )
+            )
+        )
+        listing = await header.get("/images")
+        assert listing.status == 200
+        assert [s["series_uid"] for s in (await listing.json())["series"]] == [ds.SeriesInstanceUID]
+    finally:
+        orthanc.stop()
