@@ -31,6 +31,7 @@ __all__ = [
     "PacsRefused",
     "PacsUnavailable",
     "StowResult",
+    "first_value",
     "parse_header",
 ]
 
@@ -108,9 +109,11 @@ class StowResult:
     reason: str | None = None
 
 
-def _value(item: Mapping[str, Any], tag: str) -> Any:
-    values = item.get(tag, {}).get("Value") or [None]
-    return values[0]
+def first_value(item: Mapping[str, Any], tag: str) -> Any:
+    """The first value of `tag` (e.g. ``"0020000E"``) in a DICOM JSON object, or None."""
+    element = item.get(tag)
+    values = element.get("Value") if isinstance(element, dict) else None
+    return values[0] if isinstance(values, list) and values else None
 
 
 class DicomwebClient:
@@ -272,10 +275,10 @@ class DicomwebClient:
         failed = (answer.get("00081198") or {}).get("Value") or []
         stored = (answer.get("00081199") or {}).get("Value") or []
         for item in failed:
-            if _value(item, "00081155") in (sop_uid, None):
-                code = _value(item, "00081197")
+            if first_value(item, "00081155") in (sop_uid, None):
+                code = first_value(item, "00081197")
                 return StowResult(False, _failure_reason(code))
-        if status in (200, 202) and any(_value(i, "00081155") == sop_uid for i in stored):
+        if status in (200, 202) and any(first_value(i, "00081155") == sop_uid for i in stored):
             return StowResult(True)
         detail = _error_text(body) if not answer else ""
         said = f"HTTP {status} {reason}".rstrip() + (f": {detail}" if detail else "")

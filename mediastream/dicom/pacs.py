@@ -1,21 +1,16 @@
 """A PACS as the library, over DICOMweb (``--dicomweb URL``).
 
-What is where:
-
-* The index — every series the PACS holds, its instances in display order — lives in memory,
-  built from QIDO-RS (the series and their instance counts) and WADO-RS metadata, which is
-  fetched again only for a series whose instance count changed or whose metadata is older than
-  `metadata_max_age` (Orthanc's metadata route reads every file of the series).
-  `list_series` asks the PACS afresh; a background task refreshes the index every
-  `refresh_seconds` (every `retry_seconds` while the PACS is unreachable).
-* Instances are retrieved whole with WADO-RS in their stored transfer syntax and kept on local
-  disk under ``<root>/.pacs-cache/<series>/<sop>.dcm``; decoded frames go to the same memory
-  cache as the folder's, so a series costs the PACS one retrieval per instance and looping it
-  costs nothing. While a series plays, the instances ahead of the requested frame are
-  retrieved in the background.
-* Uploads are validated as for the folder, then stored with STOW-RS, one instance per request
-  so each file gets its own outcome and the PACS's own reason.
-* Deletion is refused unless `allow_delete`; it then uses Orthanc's REST API.
+* The index (`PacsIndex`) is built from QIDO-RS (series, instance counts) and WADO-RS metadata,
+  read again only for a series whose instance count changed or whose copy is older than
+  `metadata_max_age` (Orthanc's metadata route reads every file of the series). `list_series`
+  asks the PACS afresh; a background task refreshes every `refresh_seconds` (`retry_seconds`
+  while the PACS is unreachable).
+* Instances are retrieved whole, in their stored transfer syntax, into a local disk cache
+  (``<root>/.pacs-cache/<series>/<sop>.dcm``), and decoded frames go to the memory cache, so
+  looping a series costs the PACS nothing; the instances ahead of a frame are prefetched.
+* Uploads are validated as for the folder, then stored with STOW-RS one file per request, so
+  each file gets its own outcome and the PACS's own reason. Deletion is refused unless
+  `allow_delete`, then uses Orthanc's REST API.
 
 Every PACS call has a timeout. A PACS that cannot be reached raises `LibraryUnavailable` and
 `status` says so; lookups that answer from memory keep working meanwhile.
@@ -33,7 +28,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +45,20 @@ from mediastream.dicom.dicomweb import (
     PacsRefused,
     PacsUnavailable,
     StowResult,
+    first_value,
 )
 from mediastream.dicom.display import DisplayFrame, PreparedFrame, Window, render
 from mediastream.dicom.errors import (
     DeleteNotAllowed,
     FrameDecodeError,
     FrameNotFound,
-    IngestRejected,
     LibraryUnavailable,
     SeriesNotFound,
 )
-from mediastream.dicom.ingest import InstanceHeader, Limits, header_from_metadata, is_safe_uid
+from mediastream.dicom.ingest import InstanceHeader, Limits, is_safe_uid
 from mediastream.dicom.library import INCOMING, IngestOutcome, Inspection, inspect_upload
-from mediastream.dicom.series import InstanceRecord, SeriesInfo, SeriesView
+from mediastream.dicom.pacs_index import PacsIndex
+from mediastream.dicom.series import InstanceRecord, SeriesInfo
 
 __all__ = ["PacsLibrary"]
 
@@ -72,18 +67,11 @@ log = logging.getLogger(__name__)
 CACHE = ".pacs-cache"
 _DOWNLOADS = 6  # instance retrievals at once (on-demand and prefetch together)
 _METADATA_FETCHES = 4  # series metadata requests at once during a refresh
+_NO_STUDY = "missing Study Instance UID (0020,000D), by which a PACS files instances"
 _NOT_KEPT = (
     "the PACS refused it: it reported the instance stored but does not list it (its own "
     "rules filtered it out)"
 )
-
-
-@dataclass(frozen=True)
-class _Series:
-    study_uid: str
-    view: SeriesView
-    remote_count: int | None  # the PACS's instance count when the metadata was read
-    fetched_at: float  # time.monotonic() of that read
 
 
 class PacsLibrary:
@@ -132,11 +120,9 @@ class PacsLibrary:
         self.prefetch = prefetch
         self._failures = FailureMemo()
         self._client = DicomwebClient(config)
-        self._lock = threading.RLock()
-        self._series: dict[str, _Series] = {}
-        self._unlisted: dict[str, int | None] = {}  # series with nothing to show: their count
+        self._index = PacsIndex(self.limits)
+        self._lock = threading.Lock()  # guards `_downloads`
         self._downloads: dict[str, concurrent.futures.Future[Path]] = {}
-        self._last_stamp = 0
         self._error: str | None = "the PACS has not been contacted yet"
         self._upload_prefix = uuid.uuid4().hex
         self._upload_numbers = itertools.count()
@@ -166,10 +152,6 @@ class PacsLibrary:
         if error is not None:
             return {"status": "unavailable", "backend": "dicomweb", "detail": error}
         return {"status": "ok", "backend": "dicomweb", **self.counts()}
-
-    @property
-    def available(self) -> bool:
-        return self._error is None
 
     def _up(self) -> None:
         if self._error is not None:
@@ -204,10 +186,10 @@ class PacsLibrary:
                 raise self._down(str(exc)) from None
             found: dict[str, tuple[str, int | None]] = {}
             for row in rows:
-                uid, study = _first(row, "0020000E"), _first(row, "0020000D")
+                uid, study = first_value(row, "0020000E"), first_value(row, "0020000D")
                 if isinstance(uid, str) and isinstance(study, str) and is_safe_uid(uid):
-                    found[uid] = (study, _int(_first(row, "00201209")))
-            todo = self._changed(found, asked, max_age)
+                    found[uid] = (study, _count(first_value(row, "00201209")))
+            todo = self._index.changed(found, asked, max_age)
             slots = asyncio.Semaphore(_METADATA_FETCHES)
 
             async def headers(study: str, uid: str) -> list[InstanceHeader] | None:
@@ -218,149 +200,47 @@ class PacsLibrary:
                         log.info("reading the metadata of series %s failed: %s", uid, exc)
                         return None
                 # Parsing is CPU work: off this loop, so other PACS calls go on meanwhile.
-                return await asyncio.to_thread(self._headers, uid, items)
+                return await asyncio.to_thread(self._index.headers, uid, items)
 
             try:
                 results = await asyncio.gather(*(headers(s, u) for u, s, _ in todo))
             except PacsUnavailable as exc:
                 raise self._down(str(exc)) from None
             self._up()
-            gone = self._apply(found, todo, results, asked)
+            gone, removed = self._index.apply(found, todo, results, asked)
+            self._discard(removed)
             if gone:
                 await asyncio.to_thread(self._remove_files, gone)
 
-    def _changed(
-        self, found: dict[str, tuple[str, int | None]], now: float, max_age: float | None
-    ) -> list[tuple[str, str, int | None]]:
-        """The series whose metadata must be read: new, changed in size, or too old."""
-        with self._lock:
-            current = {uid: (e.remote_count, e.fetched_at) for uid, e in self._series.items()}
-            unlisted = dict(self._unlisted)
-        todo = []
-        for uid, (study, count) in found.items():
-            if uid in current:
-                known, fetched_at = current[uid]
-                stale = max_age is not None and now - fetched_at > max_age
-                if known != count or stale:
-                    todo.append((uid, study, count))
-            elif uid not in unlisted or unlisted[uid] != count:
-                todo.append((uid, study, count))
-        return todo
-
-    def _apply(
-        self,
-        found: dict[str, tuple[str, int | None]],
-        todo: list[tuple[str, str, int | None]],
-        results: list[list[InstanceHeader] | None],
-        asked: float,
-    ) -> list[str]:
-        """Install freshly read series; drop those the PACS no longer has. Returns the gone.
-
-        A series listed since the PACS was asked (an upload meanwhile) is not "gone".
-        """
-        with self._lock:
-            gone = [
-                uid
-                for uid, entry in self._series.items()
-                if uid not in found and entry.fetched_at < asked
-            ]
-            for uid in gone:
-                self._forget(uid)
-            for uid in [u for u in self._unlisted if u not in found]:
-                del self._unlisted[uid]
-            for (uid, study, count), headers in zip(todo, results, strict=True):
-                if headers is None:
-                    continue  # not read this time: keep what is known
-                old = self._series.get(uid)
-                known = {r.header.sop_instance_uid: r for r in old.view.instances} if old else {}
-                records = []
-                for header in headers:
-                    sop = header.sop_instance_uid
-                    # An instance keeps its stamp, so its frame keys (and caches) stay valid.
-                    stamp = known[sop].stored_ns if sop in known else self._stamp()
-                    records.append(InstanceRecord(header, f"{uid}/{sop}.dcm", 0, 0, stamp))
-                if not records:
-                    self._series.pop(uid, None)
-                    self._unlisted[uid] = count
-                    continue
-                self._unlisted.pop(uid, None)
-                self._series[uid] = _Series(study, SeriesView(uid, records), count, asked)
-                left = set(known) - {r.header.sop_instance_uid for r in records}
-                self.cache.discard_instances(left)  # instances removed from the PACS
-        return gone
-
-    def _headers(self, series_uid: str, items: list[dict[str, Any]]) -> list[InstanceHeader]:
-        headers: dict[str, InstanceHeader] = {}
-        for item in items:
-            if "7FE00010" not in item:
-                continue  # no Pixel Data: a report, a structure set… nothing to display
-            # Bulk data (pixels, overlays) is only a URI in metadata; the header needs none.
-            plain = {
-                k: v for k, v in item.items() if "BulkDataURI" not in v and "InlineBinary" not in v
-            }
-            try:
-                ds = Dataset.from_json(plain)
-                header = header_from_metadata(ds, limits=self.limits)
-            except IngestRejected as exc:
-                log.info("not listing an instance of series %s: %s", series_uid, exc.reason)
-                continue
-            except Exception as exc:  # malformed JSON values cost that instance only
-                log.info("not listing an instance of series %s: %s", series_uid, exc)
-                continue
-            if header.series_instance_uid == series_uid:
-                headers[header.sop_instance_uid] = header
-        return list(headers.values())
-
-    def _stamp(self) -> int:
-        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
-        return self._last_stamp
-
-    def _forget(self, series_uid: str) -> list[str]:
-        """Drop a series from the index and the memory caches (call with the lock held)."""
-        entry = self._series.pop(series_uid, None)
-        if entry is None:
-            return []
-        sops = [r.header.sop_instance_uid for r in entry.view.instances]
-        self.cache.discard_instances(sops)
-        self._failures.discard_instances(sops)
-        return sops
+    def _discard(self, sop_instance_uids: set[str]) -> None:
+        """Drop instances no longer listed from the memory caches."""
+        if sop_instance_uids:
+            self.cache.discard_instances(sop_instance_uids)
+            self._failures.discard_instances(sop_instance_uids)
 
     def _remove_files(self, series_uids: Iterable[str]) -> None:
         for uid in series_uids:
             shutil.rmtree(self._files / uid, ignore_errors=True)
 
-    def _entry(self, series_uid: str) -> _Series:
-        with self._lock:
-            entry = self._series.get(series_uid)
-        if entry is None:
-            raise SeriesNotFound(f"no series with Series Instance UID {series_uid!r}")
-        return entry
-
     # -- queries ----------------------------------------------------------------------------
 
-    def _views(self) -> list[SeriesView]:
-        with self._lock:
-            views = [entry.view for entry in self._series.values()]
-        return sorted(views, key=lambda v: (v.last_stored_ns, v.series_uid))
-
     def is_empty(self) -> bool:
-        with self._lock:
-            return not self._series
+        return self._index.is_empty()
 
     def list_series(self) -> list[SeriesInfo]:
         """Every series the PACS holds now; raises LibraryUnavailable if it cannot be asked."""
         self._client.call(self._sync(None))
-        return [view.info() for view in self._views()]
+        return [view.info() for view in self._index.views()]
 
     def get_series(self, series_uid: str) -> SeriesInfo:
-        return self._entry(series_uid).view.info()
+        return self._index.entry(series_uid).view.info()
 
     def latest_series_uid(self) -> str | None:
-        views = self._views()
+        views = self._index.views()
         return views[-1].series_uid if views else None
 
     def counts(self) -> dict[str, int]:
-        views = self._views()
+        views = self._index.views()
         return {
             "series": len(views),
             "instances": sum(len(v.instances) for v in views),
@@ -378,7 +258,7 @@ class PacsLibrary:
         return self._prepared(series_uid, index).pixels
 
     def _locate(self, series_uid: str, index: int) -> tuple[InstanceRecord, int]:
-        view = self._entry(series_uid).view
+        view = self._index.entry(series_uid).view
         located = view.locate(index)
         if located is None:
             raise FrameNotFound(
@@ -446,7 +326,7 @@ class PacsLibrary:
         with self._lock:
             future = self._downloads.get(sop)
             if future is None:
-                study = self._entry(series_uid).study_uid
+                study = self._index.entry(series_uid).study_uid
                 future = self._client.submit(self._retrieve(study, series_uid, record))
                 self._downloads[sop] = future
         future.add_done_callback(lambda f: self._download_done(sop, f))
@@ -471,9 +351,9 @@ class PacsLibrary:
 
     def _prefetch_after(self, series_uid: str, index: int) -> None:
         """Retrieve the instances of the next frames in the background (wrapping: it loops)."""
-        if self.prefetch <= 0 or self._error is not None:
+        if self.prefetch <= 0 or self._error is not None:  # no point while it is down
             return
-        view = self._entry(series_uid).view
+        view = self._index.entry(series_uid).view
         count = view.frame_count
         seen: set[str] = set()
         for step in range(1, min(self.prefetch, count - 1) + 1):
@@ -512,19 +392,14 @@ class PacsLibrary:
             if header is None:
                 return IngestOutcome(filename, "rejected", reason=inspection.reason)
             series, sop = header.series_instance_uid, header.sop_instance_uid
-            stored = IngestOutcome(
-                filename, "already_stored", series_uid=series, sop_instance_uid=sop
-            )
             study = _study_uid(temp_path)
             if study is None:
-                return IngestOutcome(
-                    filename,
-                    "rejected",
-                    reason="missing Study Instance UID (0020,000D), which a PACS files studies by",
-                )
+                return IngestOutcome(filename, "rejected", reason=_NO_STUDY)
             try:
                 if self._client.call(self._client.instance_exists(sop)):
-                    return stored
+                    return IngestOutcome(
+                        filename, "already_stored", series_uid=series, sop_instance_uid=sop
+                    )
                 result = self._client.call(self._client.store_instance(temp_path.read_bytes(), sop))
                 # Orthanc reports an instance its own rules filtered out as stored: only an
                 # instance the PACS then lists is "stored".
@@ -551,27 +426,14 @@ class PacsLibrary:
             temp_path.unlink(missing_ok=True)
 
     def _add(self, study: str, header: InstanceHeader, temp_path: Path) -> InstanceRecord:
-        """List a just-stored instance at once; the next refresh re-reads the series."""
-        series, sop = header.series_instance_uid, header.sop_instance_uid
-        final = self._files / series / f"{sop}.dcm"
+        """List a just-stored instance at once, keeping the copy sent as its local cache."""
+        final = self._files / header.series_instance_uid / f"{header.sop_instance_uid}.dcm"
         try:
             final.parent.mkdir(exist_ok=True)
             os.replace(temp_path, final)
         except OSError as exc:  # the PACS has it; it is retrieved when shown
-            log.warning("cannot keep a local copy of %s: %s", sop, exc)
-        with self._lock:
-            entry = self._series.get(series)
-            records = (
-                [r for r in entry.view.instances if r.header.sop_instance_uid != sop]
-                if entry
-                else []
-            )
-            record = InstanceRecord(header, f"{series}/{sop}.dcm", 0, 0, self._stamp())
-            records.append(record)
-            self._unlisted.pop(series, None)
-            view = SeriesView(series, records)
-            self._series[series] = _Series(study, view, None, time.monotonic())
-        return record
+            log.warning("cannot keep a local copy of %s: %s", header.sop_instance_uid, exc)
+        return self._index.add(study, header)
 
     # -- deletion ---------------------------------------------------------------------------
 
@@ -590,10 +452,10 @@ class PacsLibrary:
                 f"The PACS refused to delete series {series_uid}: {exc}."
             ) from None
         self._up()
-        with self._lock:
-            removed = len(self._forget(series_uid))
-            self._unlisted.pop(series_uid, None)
+        sops = self._index.remove(series_uid)
+        self._discard(sops)
         self._remove_files([series_uid])
+        removed = len(sops)
         if not existed and not removed:
             raise SeriesNotFound(f"no series with Series Instance UID {series_uid!r}")
         return removed
@@ -605,13 +467,7 @@ class PacsLibrary:
         )
 
 
-def _first(item: dict[str, Any], tag: str) -> Any:
-    element = item.get(tag)
-    values = element.get("Value") if isinstance(element, dict) else None
-    return values[0] if isinstance(values, list) and values else None
-
-
-def _int(value: Any) -> int | None:
+def _count(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -119,7 +119,7 @@ async def test_an_upload_through_the_api_lands_in_the_store(
     series_uid = outcomes[0]["series_uid"]
 
     again = await client.post("/images", data=form(upload[:1]))
-    assert [o["outcome"] for o in (await again.json())["files"]] == ["already_stored"]
+    assert (await again.json())["files"] == [{**outcomes[0], "outcome": "already_stored"}]
 
     listing = await (await client.get("/images")).json()
     assert [(s["series_uid"], s["frame_count"]) for s in listing["series"]] == [(series_uid, 3)]
