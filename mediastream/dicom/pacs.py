@@ -161,8 +161,8 @@ class PacsLibrary:
     def _down(self, detail: str) -> LibraryUnavailable:
         if self._error is None:
             log.warning("PACS %s is unavailable: %s", self.config.url, detail)
-        self._error = detail
-        return LibraryUnavailable(f"The PACS cannot be reached ({detail}).")
+        self._error = f"The PACS cannot be reached ({detail})."
+        return LibraryUnavailable(self._error)
 
     async def _refresh_forever(self) -> None:
         while True:
