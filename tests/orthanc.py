@@ -72,6 +72,12 @@ class Orthanc:
 
     def start(self) -> None:
         assert self._process is None, "already running"
+        missing = [str(p) for p in (ORTHANC, DICOMWEB_PLUGIN) if not p.exists()]
+        if missing:
+            raise RuntimeError(
+                f"{', '.join(missing)} not found: install Debian's packages with "
+                "`apt-get install --no-install-recommends orthanc orthanc-dicomweb`"
+            )
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [str(ORTHANC), str(self.config_path)], stdout=log, stderr=subprocess.STDOUT

@@ -141,10 +141,6 @@ class DicomwebClient:
         )
         return aiohttp.ClientSession(headers=headers, timeout=timeout, raise_for_status=False)
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run `coro` on the client's loop; never blocks."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -163,12 +159,20 @@ class DicomwebClient:
             return
         self._closed = True
         try:
-            self.call(self._session.close(), timeout=5)
+            self.call(self._shutdown(), timeout=5)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
             if not self._thread.is_alive():
                 self._loop.close()
+
+    async def _shutdown(self) -> None:
+        """Cancel what still runs here (refreshes, prefetches), then close the session."""
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self._session.close()
 
     # -- requests ---------------------------------------------------------------------------
 
