@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
 from mediastream.dicom.errors import (
@@ -94,7 +94,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ApiError as exc:
         return json_error(exc.status, exc.code, exc.detail, **exc.extra)
     except LibraryError as exc:
-        return json_error(_LIBRARY_STATUS.get(type(exc), 400), exc.code, str(exc))
+        response = json_error(_LIBRARY_STATUS.get(type(exc), 400), exc.code, str(exc))
+        if isinstance(exc, DeleteNotAllowed):  # a 405 lists what the resource still allows
+            response.headers["Allow"] = ", ".join(_methods_but(request, hdrs.METH_DELETE))
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects and the like are not errors
             raise
@@ -104,6 +107,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return json_error(500, "internal_error", "The server failed to handle this request.")
+
+
+def _methods_but(request: web.Request, method: str) -> list[str]:
+    resource = request.match_info.route.resource
+    routes = list(resource) if resource is not None else []
+    return sorted({route.method for route in routes} - {method})
 
 
 def missing_static_files(static_dir: Path) -> Middleware:

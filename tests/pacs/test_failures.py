@@ -185,7 +185,9 @@ async def test_delete_through_the_api_is_refused_unless_allowed(
     assert response.status == 405
     body = await response.json()
     assert body["error"] == "delete_not_allowed" and "--dicomweb-allow-delete" in body["detail"]
-    assert (await refusing.delete("/images")).status == 405
+    assert response.headers["Allow"] == ""  # DELETE is all this resource has
+    every = await refusing.delete("/images")
+    assert every.status == 405 and every.headers["Allow"] == "GET, HEAD, POST"
     assert orthanc.series_uids() == [uid]
 
     allowing: Client = await aiohttp_client(
