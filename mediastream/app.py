@@ -16,9 +16,11 @@ from aiohttp import WSCloseCode, web
 
 from mediastream import __version__
 from mediastream.batching import Batcher
+from mediastream.dicom.backend import ImageStore
 from mediastream.dicom.demo import install_demo
 from mediastream.dicom.ingest import Limits
 from mediastream.dicom.library import Library, init_inspector_process
+from mediastream.dicom.pacs import PacsLibrary
 from mediastream.keys import (
     EXECUTOR,
     INSPECTORS,
@@ -62,7 +64,7 @@ async def health(request: web.Request) -> web.Response:
         {
             "status": "ok",
             "version": __version__,
-            "library": request.app[LIBRARY].counts(),
+            "library": request.app[LIBRARY].status(),
             "streaming": {
                 "sessions": len(streaming.sessions),
                 "max_sessions": streaming.max_sessions,
@@ -102,16 +104,22 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def library_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the stored library (headers only) and add the demo series to an empty one."""
+    """Open the library (headers only) and add the demo series to an empty folder.
+
+    A PACS that cannot be reached does not stop the server: it starts, says so in /health and
+    keeps trying. The demo series never goes into a PACS: synthetic images do not belong there.
+    """
     settings, library = app[SETTINGS], app[LIBRARY]
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(app[EXECUTOR], library.load)
-    if settings.demo and library.is_empty():
-        log.info("library is empty: generating the demo phantom series")
-        await loop.run_in_executor(app[EXECUTOR], install_demo, library)
-    counts = library.counts()
-    log.info("library: %(series)d series, %(instances)d instances", counts)
-    yield
+    try:
+        await loop.run_in_executor(app[EXECUTOR], library.load)
+        if settings.demo and isinstance(library, Library) and library.is_empty():
+            log.info("library is empty: generating the demo phantom series")
+            await loop.run_in_executor(app[EXECUTOR], install_demo, library)
+        log.info("library: %s", library.status())
+        yield
+    finally:
+        await loop.run_in_executor(app[EXECUTOR], library.close)
 
 
 async def streaming_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -158,6 +166,25 @@ def _setup_cors(app: web.Application, origins: tuple[str, ...]) -> None:
         cors.add(resource)
 
 
+def _library(settings: Settings, limits: Limits) -> ImageStore:
+    """The folder under --uploads, or the PACS of --dicomweb (cached under --uploads)."""
+    config = settings.dicomweb_config()
+    if config is None:
+        return Library(
+            Path(settings.uploads),
+            cache_bytes=settings.cache_bytes,
+            limits=limits,
+            fsync=settings.fsync,
+        )
+    return PacsLibrary(
+        config,
+        Path(settings.uploads),
+        cache_bytes=settings.cache_bytes,
+        limits=limits,
+        allow_delete=settings.dicomweb_allow_delete,
+    )
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application: state, lifecycle, routes.
 
@@ -170,12 +197,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     limits = Limits(max_frame_pixels=settings.max_frame_pixels, max_frames=settings.max_frames)
-    app[LIBRARY] = Library(
-        Path(settings.uploads),
-        cache_bytes=settings.cache_bytes,
-        limits=limits,
-        fsync=settings.fsync,
-    )
+    app[LIBRARY] = _library(settings, limits)
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.extend([executor_ctx, library_ctx, streaming_ctx])
     app.on_shutdown.append(close_sessions)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from mediastream.batching import Batcher
-from mediastream.dicom.library import Library
+from mediastream.dicom.backend import ImageStore
 from mediastream.settings import Settings
 from mediastream.streaming.session import StreamingContext
 
@@ -22,7 +22,8 @@ __all__ = [
 ]
 
 SETTINGS = web.AppKey("settings", Settings)
-LIBRARY = web.AppKey("library", Library)
+# The folder or the PACS: see mediastream.dicom.backend.
+LIBRARY: web.AppKey[ImageStore] = web.AppKey("library")
 # Blocking library work (header parsing, decoding, PNG encoding, file writes) runs here,
 # never on the event loop.
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mediastream.dicom.dicomweb import DicomwebConfig, parse_header
+
 __all__ = ["ENV_PREFIX", "Settings", "build_parser", "is_loopback", "parse_settings"]
 
 ENV_PREFIX = "MEDIASTREAM_"
@@ -102,6 +104,32 @@ class Settings:
     max_updates_per_second: int = _flag(
         60, "stream updates applied per second per session; the excess is merged, latest wins"
     )
+    dicomweb: str | None = _flag(
+        None,
+        "use this DICOMweb service as the library instead of the --uploads folder (which then "
+        "holds the local cache), e.g. http://127.0.0.1:8042/dicom-web",
+        metavar="URL",
+    )
+    dicomweb_auth: str | None = _flag(
+        None, "HTTP basic auth for --dicomweb", metavar="USER:PASSWORD"
+    )
+    dicomweb_headers: tuple[str, ...] = _flag(
+        (),
+        'send this header with every --dicomweb request (repeatable), e.g. "Authorization: '
+        'Bearer …"',
+        flag="--dicomweb-header",
+        metavar='"NAME: VALUE"',
+    )
+    dicomweb_timeout: float = _flag(
+        10.0,
+        "seconds any one --dicomweb request may take before the PACS counts as unavailable",
+        metavar="SECONDS",
+    )
+    dicomweb_allow_delete: bool = _flag(
+        False,
+        "let DELETE /images/{uid} delete the series from the PACS (Orthanc's REST API); "
+        "refused with 405 otherwise",
+    )
 
     def __post_init__(self) -> None:
         _check_range("port", self.port, 0, 65535)
@@ -129,6 +157,10 @@ class Settings:
                 raise ValueError(
                     f"cors origin must look like 'https://host[:port]' with no path, got {origin!r}"
                 )
+        _check_range("dicomweb_timeout", self.dicomweb_timeout, 0.1, 600)
+        self.dicomweb_config()  # raises ValueError naming the bad --dicomweb* value
+        if self.dicomweb is None and (self.dicomweb_auth or self.dicomweb_headers):
+            raise ValueError("--dicomweb-auth and --dicomweb-header need --dicomweb")
         if self.token is not None and len(self.token) < 16:
             raise ValueError("token must be at least 16 characters long")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -139,6 +171,21 @@ class Settings:
                 "not be readable by anyone who can reach it: give --token (or "
                 f"{ENV_PREFIX}TOKEN), or --allow-unauthenticated to accept that risk"
             )
+
+    def dicomweb_config(self) -> DicomwebConfig | None:
+        """The PACS to use as the library; None for the folder."""
+        if self.dicomweb is None:
+            return None
+        auth = None
+        if self.dicomweb_auth is not None:
+            user, sep, password = self.dicomweb_auth.partition(":")
+            if not sep or not user:
+                raise ValueError("dicomweb auth must look like USER:PASSWORD")
+            auth = (user, password)
+        headers = tuple(parse_header(line) for line in self.dicomweb_headers)
+        return DicomwebConfig(
+            self.dicomweb, auth=auth, headers=headers, timeout=self.dicomweb_timeout
+        )
 
     @property
     def max_upload_bytes(self) -> int:

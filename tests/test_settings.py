@@ -125,3 +125,45 @@ def test_a_repeatable_flag_replaces_its_environment_value(
     assert getattr(parse_settings([f"--{flag}", given], environ=env), field) == (given,)
     repeated = parse_settings([f"--{flag}", given, f"--{flag}", from_env], environ=env)
     assert getattr(repeated, field) == (given, from_env)
+
+
+def test_dicomweb_flags_and_their_environment_variables() -> None:
+    env = {
+        "MEDIASTREAM_DICOMWEB": "http://127.0.0.1:8042/dicom-web",
+        "MEDIASTREAM_DICOMWEB_AUTH": "alice:s3cret:with-colon",
+        "MEDIASTREAM_DICOMWEB_HEADER": "X-Site: north",
+        "MEDIASTREAM_DICOMWEB_ALLOW_DELETE": "1",
+    }
+    settings = parse_settings([], environ=env)
+    config = settings.dicomweb_config()
+    assert config is not None
+    assert config.url == "http://127.0.0.1:8042/dicom-web"
+    assert config.orthanc_root == "http://127.0.0.1:8042"
+    assert config.auth == ("alice", "s3cret:with-colon")
+    assert config.headers == (("X-Site", "north"),)
+    assert settings.dicomweb_allow_delete
+    flags = parse_settings(
+        ["--dicomweb-header", "Authorization: Bearer abc", "--dicomweb-header", "X-B: 2"],
+        environ=env,
+    ).dicomweb_config()
+    assert flags is not None
+    assert flags.headers == (("Authorization", "Bearer abc"), ("X-B", "2"))
+    assert parse_settings([], environ={}).dicomweb_config() is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dicomweb", "ftp://pacs/dicom-web"], "http:// or https:// URL"),
+        (["--dicomweb", "http://pacs/dw", "--dicomweb-header", "no colon"], "Name: value"),
+        (["--dicomweb", "http://pacs/dw", "--dicomweb-auth", "nopassword"], "USER:PASSWORD"),
+        (["--dicomweb-auth", "a:b"], "need --dicomweb"),
+        (["--dicomweb", "http://pacs/dw", "--dicomweb-timeout", "0"], "dicomweb_timeout"),
+    ],
+)
+def test_bad_dicomweb_flags_are_refused_by_name(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(argv, environ={})
+    assert message in capsys.readouterr().err

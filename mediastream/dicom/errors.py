@@ -7,10 +7,12 @@ in its JSON error bodies) and a human sentence as its message.
 from __future__ import annotations
 
 __all__ = [
+    "DeleteNotAllowed",
     "FrameDecodeError",
     "FrameNotFound",
     "IngestRejected",
     "LibraryError",
+    "LibraryUnavailable",
     "SeriesNotFound",
 ]
 
@@ -55,3 +57,15 @@ class IngestRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class LibraryUnavailable(LibraryError):
+    """The library's storage (the PACS) cannot be reached now; the request may be retried."""
+
+    code = "library_unavailable"
+
+
+class DeleteNotAllowed(LibraryError):
+    """This library refuses deletion (a PACS without ``--dicomweb-allow-delete``)."""
+
+    code = "delete_not_allowed"

@@ -55,7 +55,7 @@ from mediastream.dicom.values import (
     tag_name,
 )
 
-__all__ = ["InstanceHeader", "Limits", "inspect_file", "is_safe_uid"]
+__all__ = ["InstanceHeader", "Limits", "header_from_metadata", "inspect_file", "is_safe_uid"]
 
 _UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
 _UNDEFINED = 0xFFFFFFFF
@@ -162,6 +162,27 @@ def inspect_file(
                 f"cannot decode {describe_syntax(syntax)} pixel data: {reason}"
             ) from exc
     return header, prepared
+
+
+def header_from_metadata(
+    ds: Dataset, *, limits: Limits, transfer_syntax: str = ""
+) -> InstanceHeader:
+    """The header of an instance known only from its metadata (e.g. DICOMweb's JSON).
+
+    The same identity and Image Pixel module checks as `inspect_file`, without the file: the
+    pixel data's presence is the caller's to check (metadata lists it as a bulk data URI), and
+    its length is checked when the instance itself is read. `transfer_syntax` may be empty when
+    the metadata does not say (the retrieved file's meta then does).
+
+    Raises
+    ------
+    IngestRejected
+        With the same sentences `inspect_file` uses.
+    """
+    _require_identity(ds, has_pixels=True, float_tag=_float_tag(ds))
+    header = _header(ds, UID(transfer_syntax))
+    _check_pixel_module(ds, header, limits)
+    return header
 
 
 def _check_inflated_size(f: BinaryIO, limit: int) -> None:

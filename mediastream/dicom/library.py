@@ -59,6 +59,8 @@ class IngestOutcome:
     reason: str | None = None
     series_uid: str | None = None
     sop_instance_uid: str | None = None
+    # Rejected because the store could not be reached (a PACS that is down), not for the file.
+    unavailable: bool = False
 
     def to_json(self) -> dict[str, object]:
         fields = {
@@ -169,6 +171,13 @@ class Library:
         self._created_ns = time.time_ns()
 
     # -- start-up ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Nothing to release: every file is opened and closed per call."""
+
+    def status(self) -> dict[str, object]:
+        """For ``/health``: a folder is always there."""
+        return {"status": "ok", "backend": "folder", **self.counts()}
 
     def load(self) -> None:
         """Scan `root` (headers only, no pixel decoding) and replace the in-memory index.

@@ -9,6 +9,9 @@
   is dropped; an evolution is abandoned between chunks.
 * While nothing changes, the last picture is sent again now and then, so the video encoder can
   refine a still image (and a late decoder catches up).
+* When the library cannot be reached (a PACS that is down), the client is told once
+  (``library_unavailable``), the last picture stays, and the same slice is tried again every
+  `RETRY_SECONDS` until it renders: the stream resumes by itself, where it stopped.
 """
 
 from __future__ import annotations
@@ -20,17 +23,18 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
-from mediastream.dicom.errors import LibraryError
+from mediastream.dicom.errors import LibraryError, LibraryUnavailable
 from mediastream.streaming.render import RenderedFrame, Renderer
 from mediastream.streaming.state import StreamState
 from mediastream.streaming.track import FrameSlot, Picture
 
-__all__ = ["Player", "RefreshPolicy"]
+__all__ = ["RETRY_SECONDS", "Player", "RefreshPolicy"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ErrorSink = Callable[[str, str, "int | None"], None]
+RETRY_SECONDS = 1.0  # how often a slice the library could not supply is tried again
 
 
 class RefreshPolicy:
@@ -68,6 +72,7 @@ class Player:
         self._changed_at = 0.0
         self._prefetch: tuple[Any, asyncio.Future[RenderedFrame]] | None = None
         self._reported: set[tuple[str, int, str, str]] = set()  # errors the client was told
+        self._outage = False  # the library was unreachable at the last render
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -111,9 +116,12 @@ class Player:
             self.follow_series()
             generation, state, seq, live = self._generation, self._state, self._seq, self._live
             self._live = False
-            await self._render(state, seq, generation, live)
+            available = await self._render(state, seq, generation, live)
             if generation != self._generation:
                 continue  # superseded while rendering: show the newer state at once
+            if not available:  # keep the last picture; try this slice again (or a change)
+                await self._idle(loop.time() + RETRY_SECONDS)
+                continue
 
             if (state.playing, state.image_delay) != clock:
                 clock = (state.playing, state.image_delay)
@@ -158,7 +166,8 @@ class Player:
 
     async def _render(
         self, state: StreamState, seq: int | None, generation: int, live: bool
-    ) -> None:
+    ) -> bool:
+        """Render `state` and show it; False when the library could not be reached."""
         try:
             if live and self._renderer.evolves(state):
                 await self._evolve(state, seq, generation)
@@ -166,6 +175,12 @@ class Player:
                 frame = await self._final(state)
                 if generation == self._generation:
                     self._put(frame, seq)
+            self._outage = False  # back: a later outage is news again
+        except LibraryUnavailable as exc:
+            if live or not self._outage:  # once per outage (and in answer to a change)
+                self._on_error(exc.code, str(exc), seq)
+            self._outage = True
+            return False
         except LibraryError as exc:  # e.g. a compressed frame that does not decode
             self._report(state, exc.code, str(exc), seq, live)
         except ValueError as exc:  # parameters that do not fit this image (centre outside…)
@@ -175,6 +190,7 @@ class Player:
                 state, "render_failed", "The server failed to render this slice.", seq, live
             ):
                 log.exception("rendering slice %d failed", state.index)
+        return True
 
     def _report(
         self, state: StreamState, code: str, detail: str, seq: int | None, live: bool

@@ -21,8 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 import segmentation
+from mediastream.dicom.backend import ImageStore
 from mediastream.dicom.display import DisplayFrame, Window
-from mediastream.dicom.library import Library
 from mediastream.streaming.state import StreamState
 from segmentation import EvolvingAlgorithm
 
@@ -140,7 +140,7 @@ def _ms(start: float) -> float:
 class Renderer:
     """Renders stream states to pictures, through the library and the shared result cache."""
 
-    def __init__(self, library: Library, cache: ResultCache) -> None:
+    def __init__(self, library: ImageStore, cache: ResultCache) -> None:
         self.library = library
         self.cache = cache
 

@@ -30,7 +30,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from mediastream.dicom.library import Library
+from mediastream.dicom.backend import ImageStore
 from mediastream.streaming.fanout import (
     VIEWER_CODEC,
     EncodedFanout,
@@ -65,7 +65,7 @@ Send = Callable[[dict[str, Any]], None]
 class StreamingContext:
     """What every session shares; one per application."""
 
-    library: Library
+    library: ImageStore
     renderer: Renderer
     executor: Executor
     rtc_configuration: RTCConfiguration

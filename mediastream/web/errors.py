@@ -13,10 +13,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
-from mediastream.dicom.errors import FrameDecodeError, FrameNotFound, LibraryError, SeriesNotFound
+from mediastream.dicom.errors import (
+    DeleteNotAllowed,
+    FrameDecodeError,
+    FrameNotFound,
+    LibraryError,
+    LibraryUnavailable,
+    SeriesNotFound,
+)
 
 __all__ = ["ApiError", "error_middleware", "json_error", "missing_static_files"]
 
@@ -28,6 +35,8 @@ _LIBRARY_STATUS: dict[type[LibraryError], int] = {
     SeriesNotFound: 404,
     FrameNotFound: 404,
     FrameDecodeError: 422,
+    DeleteNotAllowed: 405,
+    LibraryUnavailable: 503,
 }
 
 # Codes for aiohttp's own exceptions, by status.
@@ -85,7 +94,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ApiError as exc:
         return json_error(exc.status, exc.code, exc.detail, **exc.extra)
     except LibraryError as exc:
-        return json_error(_LIBRARY_STATUS.get(type(exc), 400), exc.code, str(exc))
+        response = json_error(_LIBRARY_STATUS.get(type(exc), 400), exc.code, str(exc))
+        if isinstance(exc, DeleteNotAllowed):  # a 405 lists what the resource still allows
+            response.headers["Allow"] = ", ".join(_methods_but(request, hdrs.METH_DELETE))
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects and the like are not errors
             raise
@@ -95,6 +107,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return json_error(500, "internal_error", "The server failed to handle this request.")
+
+
+def _methods_but(request: web.Request, method: str) -> list[str]:
+    resource = request.match_info.route.resource
+    routes = list(resource) if resource is not None else []
+    return sorted({route.method for route in routes} - {method})
 
 
 def missing_static_files(static_dir: Path) -> Middleware:

@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 from aiohttp import web
 
+from mediastream.dicom.backend import ImageStore
 from mediastream.dicom.display import DisplayFrame, Window
-from mediastream.dicom.library import Library, SeriesInfo
+from mediastream.dicom.series import SeriesInfo
 from mediastream.keys import EXECUTOR, LIBRARY, STREAMING
 from mediastream.web.errors import ApiError
 
@@ -41,8 +42,8 @@ def series_json(series: SeriesInfo) -> dict[str, Any]:
 
 
 async def list_images(request: web.Request) -> web.Response:
-    library = request.app[LIBRARY]
-    series = library.list_series()
+    # In a thread: a PACS-backed library asks the PACS.
+    series = await _blocking(request, request.app[LIBRARY].list_series)
     if not series:
         # The older service answered exactly this; its clients test for the 404.
         raise ApiError(404, "no_images", "No images found")
@@ -111,7 +112,7 @@ def _encode_png(frame: DisplayFrame, size: int | None) -> bytes:
 
 
 def _render_png(
-    library: Library, series_uid: str, index: int, window: Window | None, size: int | None
+    library: ImageStore, series_uid: str, index: int, window: Window | None, size: int | None
 ) -> bytes:
     return _encode_png(library.frame(series_uid, index, window), size)
 

@@ -190,9 +190,17 @@ def _schemas() -> dict[str, Schema]:
             {
                 "status": _enum("ok"),
                 "version": _string(),
-                "library": _object(
-                    {"series": _integer(), "instances": _integer(), "frames": _integer()}
-                ),
+                "library": {
+                    **_object(
+                        {
+                            "status": _enum("ok", "unavailable"),
+                            "backend": _enum("folder", "dicomweb"),
+                        }
+                    ),
+                    "description": "`ok` with `series`, `instances` and `frames` counts; "
+                    "`unavailable` (a PACS that cannot be reached, retried in the background) "
+                    "with `detail`",
+                },
                 "streaming": _object(
                     {
                         "sessions": _integer(),
@@ -240,6 +248,13 @@ def _service_paths() -> dict[str, Schema]:
     }
 
 
+_UNAVAILABLE = _error(
+    "With `--dicomweb`: the PACS cannot be reached now (no answer within "
+    "`--dicomweb-timeout`, or refused connection)",
+    "library_unavailable",
+)
+
+
 def _library_paths() -> dict[str, Schema]:
     uid_text = "Series Instance UID (0020,000E), as `GET /images` lists it"
     series_uid = _path("series_uid", uid_text, _string(minLength=1))
@@ -264,6 +279,7 @@ def _library_paths() -> dict[str, Schema]:
                 responses={
                     "200": _json("The library", _ref("SeriesList")),
                     "404": _error("The library is empty", "no_images"),
+                    "503": _UNAVAILABLE,
                 },
             ),
             "post": _operation(
@@ -302,6 +318,12 @@ def _library_paths() -> dict[str, Schema]:
                         "no_valid_files",
                         files=True,
                     ),
+                    "503": _error(
+                        "With `--dicomweb`: no file was stored because the PACS cannot be "
+                        "reached; `files` says so for each",
+                        "library_unavailable",
+                        files=True,
+                    ),
                 },
             ),
             "delete": _operation(
@@ -311,6 +333,10 @@ def _library_paths() -> dict[str, Schema]:
                 description="Streams showing them stop.",
                 responses={
                     "200": _json("Everything is deleted; `deleted` is `all`", _ref("Deleted")),
+                    "405": _error(
+                        "With `--dicomweb`: never (it would empty a shared PACS)",
+                        "delete_not_allowed",
+                    ),
                 },
             ),
         },
@@ -324,6 +350,11 @@ def _library_paths() -> dict[str, Schema]:
                 responses={
                     "200": _json("The series' files are removed", _ref("Deleted")),
                     "404": _error("No such series", "series_not_found"),
+                    "405": _error(
+                        "With `--dicomweb` but without `--dicomweb-allow-delete`",
+                        "delete_not_allowed",
+                    ),
+                    "503": _UNAVAILABLE,
                 },
             )
         },
@@ -359,6 +390,7 @@ def _library_paths() -> dict[str, Schema]:
                         "not_found",
                     ),
                     "422": _error("The frame cannot be decoded", "decode_failed"),
+                    "503": _UNAVAILABLE,
                 },
             )
         },

@@ -208,6 +208,13 @@ async def post_images(request: web.Request) -> web.Response:
     body = {"files": [o.to_json() for o in outcomes]}
     if any(o.outcome != "rejected" for o in outcomes):
         return web.json_response(body)
+    if any(o.unavailable for o in outcomes):
+        raise ApiError(
+            503,
+            "library_unavailable",
+            "The PACS cannot be reached, so no file was stored; try again later.",
+            **body,
+        )
     raise ApiError(
         422,
         "no_valid_files",

@@ -35,7 +35,12 @@ async function requestJson(url, options = {}) {
  */
 export async function listSeries() {
   const health = await requestJson("health");
-  if (!health?.library?.series) return [];
+  const library = health?.library;
+  if (library?.status === "unavailable") {
+    // A PACS that cannot be reached (--dicomweb): say so rather than show an empty library.
+    throw new ApiError(503, { error: "library_unavailable", detail: library.detail });
+  }
+  if (!library?.series) return [];
   try {
     const body = await requestJson("images");
     return body.series;

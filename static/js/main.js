@@ -290,7 +290,13 @@ session.addEventListener("rejected", (event) => {
   }
 });
 
+// While the library (a PACS) cannot be reached the last picture stays and is sent again; a
+// frame of another slice means the stream has resumed, so the notice goes.
+let lastFrameIndex = null;
+let outageIndex = null;
+
 session.addEventListener("notice", (event) => {
+  outageIndex = event.detail.error === "library_unavailable" ? lastFrameIndex : null;
   showStreamError(event.detail.detail || event.detail.error);
 });
 
@@ -303,6 +309,11 @@ function showFrame(message) {
 
 session.addEventListener("frame", (event) => {
   const message = event.detail;
+  if (outageIndex !== null && message.index !== outageIndex) {
+    outageIndex = null;
+    showStreamError("");
+  }
+  lastFrameIndex = message.index;
   readoutRoot.dataset.lastMessageSeq = message.seq ?? "";
   if (!rtpTimestamps) {
     showFrame(message); // no way to pair: show the newest description

@@ -24,7 +24,13 @@ async def test_health_reports_version_and_counts(client: Client, small_series: l
     body = await (await client.get("/health")).json()
     assert body["status"] == "ok"
     assert body["version"] == __version__
-    assert body["library"] == {"series": 1, "instances": 6, "frames": 6}
+    assert body["library"] == {
+        "status": "ok",
+        "backend": "folder",
+        "series": 1,
+        "instances": 6,
+        "frames": 6,
+    }
     assert body["streaming"]["sessions"] == 0 and body["streaming"]["max_sessions"] == 16
 
 
