@@ -21,8 +21,9 @@ series behave alike:
    the robust SD and stops before the step where the region *leaks*: where more than
    ``LEAK_FRACTION`` of the region's area appears further than ``LEAK_BAND_MM`` from the region
    of the step before, once the region has filled out (grown less than ``LEAK_ACTIVE``× in
-   its last step). Growth inside and at the border of a structure stays close to it; a leak
-   through a gap floods a neighbour far away. Of the levels before the leak, the one
+   its last step); and before a step whose region would hold most of the body. Growth inside
+   and at the border of a structure stays close to it; a leak through a gap floods a
+   neighbour far away. Of the levels before the leak, the one
    whose next step adds the smallest fraction of area is kept: the structure is full and its
    border holds there.
 6. **Close and fill.** A closing with the same disc, then holes filled (vessels inside an
@@ -43,7 +44,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segmentation.base import Algorithm, Inputs, SegmentationResult
-from segmentation.masks import draw_mask, fill_holes, mask_contour, mask_stats, not_found_reason
+from segmentation.masks import (
+    BODY_MIN_FRACTION,
+    MAX_BODY_FRACTION,
+    draw_mask,
+    fill_holes,
+    mask_contour,
+    mask_stats,
+    not_found_reason,
+)
 from segmentation.params import Params, param
 
 __all__ = ["RegionGrow", "RegionGrowParams", "grow_region"]
@@ -148,7 +157,12 @@ class RegionGrow(Algorithm):
         p: RegionGrowParams = params
         values = inputs.values
         mask, tolerance = grow_region(
-            values, (p.y, p.x), inputs.spacing, tolerance=p.tolerance, smoothing=p.smoothing
+            values,
+            (p.y, p.x),
+            inputs.spacing,
+            tolerance=p.tolerance,
+            smoothing=p.smoothing,
+            body=inputs.body,
         )
         reason = not_found_reason(mask, inputs.gray, lambda: inputs.body)
         overlay = inputs.overlay()
@@ -177,11 +191,14 @@ def grow_region(
     *,
     tolerance: float = 0.0,
     smoothing: float = 5.0,
+    body: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.bool_], float | None]:
     """The region around ``seed`` (row, col) and the tolerance used (None: nothing grew).
 
     ``values`` is not modified. ``tolerance`` 0 chooses it automatically; ``smoothing`` is a
-    diameter in mm (px without ``spacing``). See the module docstring for the steps.
+    diameter in mm (px without ``spacing``). ``body`` (the image's shape), when given, is the
+    patient: an automatic tolerance stops before a step whose region would hold most of it
+    (see :func:`segmentation.masks.not_found_reason`). See the module docstring for the steps.
     """
     pixel_mm = 1.0 if spacing is None else float(np.sqrt(spacing[0] * spacing[1]))
     h, w = values.shape
@@ -217,6 +234,7 @@ def grow_region(
     kernel = _disc(smoothing / work_mm / 2)
     band = _disc(max(2.0, LEAK_BAND_MM / work_mm))
 
+    body_work = _body_in_frame(body, work.shape)
     region: NDArray[np.bool_] | None = None
     chosen: float | None = None
     ladder = [tolerance] if tolerance > 0 else [k * spread for k in LADDER]
@@ -226,6 +244,8 @@ def grow_region(
         if candidate is None:
             continue
         candidate = fill_holes(candidate)
+        if region is not None and len(ladder) > 1 and _fills_body(candidate, body_work):
+            break  # a leak into everything: keep the step before
         # The leak test starts once the region has filled out (grew less than LEAK_ACTIVE×
         # in its last step): while it is still filling, growth far from it is no leak.
         settled = len(steps) >= 2 and (
@@ -251,6 +271,27 @@ def grow_region(
     if scale != (1.0, 1.0):
         region = _refine(values, region, pixel_mm, scale)
     return np.ascontiguousarray(region, dtype=bool), chosen
+
+
+def _body_in_frame(
+    body: NDArray[np.bool_] | None, shape: tuple[int, ...]
+) -> NDArray[np.bool_] | None:
+    """The body at the working frame's pixels, or None when it is too small to be a patient."""
+    if body is None or np.count_nonzero(body) <= BODY_MIN_FRACTION * body.size:
+        return None
+    if body.shape == shape:
+        return body
+    size = (shape[1], shape[0])
+    return cv2.resize(body.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
+
+
+def _fills_body(region: NDArray[np.bool_], body: NDArray[np.bool_] | None) -> bool:
+    """Whether ``region`` holds most of the body or half the image (a leak, not a structure)."""
+    if np.count_nonzero(region) > 0.5 * region.size:
+        return True
+    if body is None:
+        return False
+    return bool(np.count_nonzero(region & body) > MAX_BODY_FRACTION * np.count_nonzero(body))
 
 
 def _refine(

@@ -283,7 +283,7 @@ def _structure(
     pixel_mm = 1.0 if inputs.spacing is None else min(inputs.spacing)
     radii = np.ptp(start, axis=0) / 2
     if warm or float(radii.min()) * pixel_mm < AROUND_MM:
-        region, _ = grow_region(inputs.values, (row, col), inputs.spacing)
+        region, _ = grow_region(inputs.values, (row, col), inputs.spacing, body=inputs.body)
         return (
             region if not_found_reason(region, inputs.gray, lambda: inputs.body) is None else None
         )
