@@ -17,6 +17,8 @@ from segmentation.base import Spacing, StatValue
 from segmentation.contour import CONTOUR_BGR
 
 __all__ = [
+    "BODY_MIN_FRACTION",
+    "MAX_BODY_FRACTION",
     "MIN_AREA_PX",
     "body_of",
     "fill_holes",

@@ -20,14 +20,16 @@ series behave alike:
 5. **Automatic tolerance** (``tolerance`` 0): the tolerance climbs a ladder of ``LADDER`` ×
    the robust SD and stops before the step where the region *leaks*: where more than
    ``LEAK_FRACTION`` of the region's area appears further than ``LEAK_BAND_MM`` from the region
-   of the step before. Growth inside and at the border of a structure stays close to it; a
-   leak through a gap floods a neighbour far away. Of the levels before the leak, the one
+   of the step before, once the region has filled out (grown less than ``LEAK_ACTIVE``× in
+   its last step); and before a step whose region would hold most of the body. Growth inside
+   and at the border of a structure stays close to it; a leak through a gap floods a
+   neighbour far away. Of the levels before the leak, the one
    whose next step adds the smallest fraction of area is kept: the structure is full and its
    border holds there.
 6. **Close and fill.** A closing with the same disc, then holes filled (vessels inside an
-   organ). Back at the image's pixels, the border band (about one working pixel wide) is
-   re-decided with the same tolerance on the image's own values, so the border is as sharp as
-   the image.
+   organ). When the working frame was coarser than the image, the border band (about one
+   working pixel wide) is then re-decided at the image's own pixels, by nearest side (see
+   :func:`_refine`), so the border is as sharp as the image.
 
 Everything is scikit-image / SciPy / OpenCV building blocks; there is no per-pixel Python.
 """
@@ -42,7 +44,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segmentation.base import Algorithm, Inputs, SegmentationResult
-from segmentation.masks import draw_mask, fill_holes, mask_contour, mask_stats, not_found_reason
+from segmentation.masks import (
+    BODY_MIN_FRACTION,
+    MAX_BODY_FRACTION,
+    draw_mask,
+    fill_holes,
+    mask_contour,
+    mask_stats,
+    not_found_reason,
+)
 from segmentation.params import Params, param
 
 __all__ = ["RegionGrow", "RegionGrowParams", "grow_region"]
@@ -59,9 +69,6 @@ LADDER = (1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.5, 5.0)
 LEAK_BAND_MM = 10.0
 LEAK_FRACTION = 0.1
 SPREAD_FLOOR = 0.01
-MAJORITY = False
-FILL_FIRST = False
-REFINE = True
 LEAK_ACTIVE = 2.0
 
 
@@ -150,7 +157,12 @@ class RegionGrow(Algorithm):
         p: RegionGrowParams = params
         values = inputs.values
         mask, tolerance = grow_region(
-            values, (p.y, p.x), inputs.spacing, tolerance=p.tolerance, smoothing=p.smoothing
+            values,
+            (p.y, p.x),
+            inputs.spacing,
+            tolerance=p.tolerance,
+            smoothing=p.smoothing,
+            body=inputs.body,
         )
         reason = not_found_reason(mask, inputs.gray, lambda: inputs.body)
         overlay = inputs.overlay()
@@ -179,11 +191,14 @@ def grow_region(
     *,
     tolerance: float = 0.0,
     smoothing: float = 5.0,
+    body: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.bool_], float | None]:
     """The region around ``seed`` (row, col) and the tolerance used (None: nothing grew).
 
     ``values`` is not modified. ``tolerance`` 0 chooses it automatically; ``smoothing`` is a
-    diameter in mm (px without ``spacing``). See the module docstring for the steps.
+    diameter in mm (px without ``spacing``). ``body`` (the image's shape), when given, is the
+    patient: an automatic tolerance stops before a step whose region would hold most of it
+    (see :func:`segmentation.masks.not_found_reason`). See the module docstring for the steps.
     """
     pixel_mm = 1.0 if spacing is None else float(np.sqrt(spacing[0] * spacing[1]))
     h, w = values.shape
@@ -219,6 +234,7 @@ def grow_region(
     kernel = _disc(smoothing / work_mm / 2)
     band = _disc(max(2.0, LEAK_BAND_MM / work_mm))
 
+    body_work = _body_in_frame(body, work.shape)
     region: NDArray[np.bool_] | None = None
     chosen: float | None = None
     ladder = [tolerance] if tolerance > 0 else [k * spread for k in LADDER]
@@ -228,14 +244,14 @@ def grow_region(
         if candidate is None:
             continue
         candidate = fill_holes(candidate)
-        settled = len(steps) >= 2 and np.count_nonzero(
-            steps[-1][1]
-        ) < LEAK_ACTIVE * np.count_nonzero(steps[-2][1])
-        if (
-            region is not None
-            and np.count_nonzero(region) >= np.count_nonzero(seed_disc)
-            and settled
-        ):
+        if region is not None and len(ladder) > 1 and _fills_body(candidate, body_work):
+            break  # a leak into everything: keep the step before
+        # The leak test starts once the region has filled out (grew less than LEAK_ACTIVE×
+        # in its last step): while it is still filling, growth far from it is no leak.
+        settled = len(steps) >= 2 and (
+            np.count_nonzero(steps[-1][1]) < LEAK_ACTIVE * np.count_nonzero(steps[-2][1])
+        )
+        if settled and region is not None and region.sum() >= np.count_nonzero(seed_disc):
             near = cv2.dilate(region.view(np.uint8), band).view(bool)
             if np.count_nonzero(candidate & ~near) > LEAK_FRACTION * np.count_nonzero(region):
                 break  # this step leaked; keep the one before
@@ -252,14 +268,30 @@ def grow_region(
     if kernel.shape[0] > 1:
         region = cv2.morphologyEx(region.view(np.uint8), cv2.MORPH_CLOSE, kernel).view(bool)
     region = fill_holes(region)
-    if REFINE:
+    if scale != (1.0, 1.0):
         region = _refine(values, region, pixel_mm, scale)
-    elif scale != (1.0, 1.0):
-        up = cv2.resize(
-            region.view(np.uint8) * np.float32(1), (w, h), interpolation=cv2.INTER_LINEAR
-        )
-        region = up >= 0.5
     return np.ascontiguousarray(region, dtype=bool), chosen
+
+
+def _body_in_frame(
+    body: NDArray[np.bool_] | None, shape: tuple[int, ...]
+) -> NDArray[np.bool_] | None:
+    """The body at the working frame's pixels, or None when it is too small to be a patient."""
+    if body is None or np.count_nonzero(body) <= BODY_MIN_FRACTION * body.size:
+        return None
+    if body.shape == shape:
+        return body
+    size = (shape[1], shape[0])
+    return cv2.resize(body.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
+
+
+def _fills_body(region: NDArray[np.bool_], body: NDArray[np.bool_] | None) -> bool:
+    """Whether ``region`` holds most of the body or half the image (a leak, not a structure)."""
+    if np.count_nonzero(region) > 0.5 * region.size:
+        return True
+    if body is None:
+        return False
+    return bool(np.count_nonzero(region & body) > MAX_BODY_FRACTION * np.count_nonzero(body))
 
 
 def _refine(
@@ -340,12 +372,6 @@ def _piece(
 ) -> NDArray[np.bool_] | None:
     """The opened in-tolerance piece nearest the click, or None when none touches its disc."""
     inside = (np.abs(work - reference) <= tolerance).view(np.uint8)
-    if MAJORITY:
-        # A 3×3 majority vote first: noise leaves isolated holes that would otherwise let the
-        # opening eat the region away, and isolated pixels that are no structure.
-        inside = cv2.medianBlur(inside, 3)
-    if FILL_FIRST:
-        inside = fill_holes(inside).view(np.uint8)
     opened = cv2.morphologyEx(inside, cv2.MORPH_OPEN, kernel) if kernel.shape[0] > 1 else inside
     if not np.any(opened.view(bool) & seed_disc):
         opened = inside  # the structure is thinner than the opening: keep it unopened

@@ -58,12 +58,13 @@ __all__ = ["SnakeParams", "Snakes"]
 
 _COORDINATE_MAX = 4095
 _RADIUS_MAX = 1024
-#: Slope of the pressure potential per image pixel from the region's border: about the pull
-#: of a clear edge in the 0-1 image, so alpha and beta keep their usual meaning.
+#: Slope of the pressure well per image pixel of distance from the structure's border, far
+#: from it; near it the well is rounded over ``WELL_PX`` px so the pull fades to 0 there.
 PRESSURE_SLOPE = 1.0
-#: The refinement's blur (image px) of the pressure potential, whose ridge is on the border.
-PRESSURE_FINE_SIGMA = 1.0
 WELL_PX = 2.0
+#: The refinement's blur (image px) of the pressure well, whose bottom is on the border.
+PRESSURE_FINE_SIGMA = 1.0
+#: Iterations of the settling pass after the pressure run (points spread evenly again).
 SETTLE_ITER = 30
 #: Smoothing (in outline points, about pixels) of the region's outline the snake starts from.
 OUTLINE_SIGMA = 2.0
@@ -236,7 +237,7 @@ class Snakes(EvolvingAlgorithm):
     def _preview(self, inputs: Inputs, params: Any) -> SegmentationResult:
         """The initial ellipse, clipped to the image, drawn on the image (stage "preview").
 
-        Costs well under a millisecond on a 512×512 slice: no smoothing, no fitting.
+        Costs about a millisecond on a 512×512 slice: no smoothing, no fitting.
         """
         p: SnakeParams = params
         start = _start(p, inputs.shape, None)
@@ -257,12 +258,20 @@ class Snakes(EvolvingAlgorithm):
         (of ``values`` inside), ``centroid_x``, ``centroid_y``, ``iterations``.
         """
         p: SnakeParams = params
-        start = _start(p, inputs.shape, init)
-        region = _structure(inputs, p, start, init is not None)
-        image, solver, reach = _potential(region, inputs, p)
-        if region is not None:
-            start = _from_region(start, region)
-        return _run(inputs, p, image, solver, start, reach)
+        start = _start(p, inputs.shape, init)  # checks init now, at the call
+        return _evolution(inputs, p, start, init is not None)
+
+
+def _evolution(
+    inputs: Inputs, p: SnakeParams, start: NDArray[np.float64], warm: bool
+) -> Generator[SegmentationResult, None, None]:
+    """The work of ``evolve``, done as it is consumed: the first ``next()`` finds the
+    structure (region growing) and runs the first chunk."""
+    region = _structure(inputs, p, start, warm)
+    image, solver, reach = _potential(region, inputs, p)
+    if region is not None:
+        start = _from_region(start, region)
+    yield from _run(inputs, p, image, solver, start, reach)
 
 
 def _structure(
@@ -283,7 +292,7 @@ def _structure(
     pixel_mm = 1.0 if inputs.spacing is None else min(inputs.spacing)
     radii = np.ptp(start, axis=0) / 2
     if warm or float(radii.min()) * pixel_mm < AROUND_MM:
-        region, _ = grow_region(inputs.values, (row, col), inputs.spacing)
+        region, _ = grow_region(inputs.values, (row, col), inputs.spacing, body=inputs.body)
         return (
             region if not_found_reason(region, inputs.gray, lambda: inputs.body) is None else None
         )
