@@ -36,6 +36,7 @@ from mediastream.dicom.display import Window, display_frame, prepare_frame, rend
 from mediastream.dicom.ingest import Limits, inspect_file  # noqa: E402
 from mediastream.dicom.library import Library  # noqa: E402
 from mediastream.dicom.phantom import phantom_datasets  # noqa: E402
+from mediastream.process import configure_decoding  # noqa: E402
 
 
 def file_bytes(ds: Dataset) -> bytes:
@@ -51,6 +52,7 @@ def decode_and_display(data: bytes, window: Window | None = None) -> None:
 
 
 def main() -> None:
+    configure_decoding()  # what the server does at start-up: the JPEG 2000 plugin among others
     ct = next(iter(phantom_datasets(1)))  # 512x512 int16, intercept -1024, window presets
     ct_bytes = file_bytes(ct)
     no_presets = file_bytes(_without_windows(ct))
