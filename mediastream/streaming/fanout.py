@@ -13,7 +13,9 @@ What this costs in return, and how it is handled:
   offers nothing else (`VIEWER_CODEC`).
 * **Inter frames depend on earlier ones**, so a viewer must get every compressed picture from a
   keyframe on. A new viewer waits for the next keyframe, which its arrival requests; a viewer
-  that falls `QUEUE_PICTURES` behind is reset to the next keyframe. As receivers' keyframe
+  that falls `QUEUE_PICTURES` behind is reset to the next keyframe, which it may request at most
+  every `RESET_KEYFRAME_SECONDS` (keyframes are several times larger than other pictures: a
+  slow viewer must not slow everyone with a stream of them). As receivers' keyframe
   requests (PLI) do not reach a pre-encoded stream, a keyframe also goes out every
   `KEYFRAME_INTERVAL` seconds, so a viewer that lost packets recovers within that time.
 * **One bitrate** for all viewers: the configured top (``--video-kbps``); receivers' bandwidth
@@ -42,6 +44,7 @@ __all__ = ["KEYFRAME_INTERVAL", "VIEWER_CODEC", "EncodedFanout", "SharedTrack"]
 VIEWER_CODEC = "video/VP8"
 KEYFRAME_INTERVAL = 2.0  # seconds
 QUEUE_PICTURES = 8  # a viewer this far behind starts again at the next keyframe
+RESET_KEYFRAME_SECONDS = 0.5
 _CLOCK = fractions.Fraction(1, VIDEO_CLOCK_RATE)
 
 
@@ -106,10 +109,15 @@ class EncodedFanout:
         self._task = asyncio.create_task(self._run(), name="fanout")
 
     def subscribe(self) -> PictureQueue:
-        queue = PictureQueue(self.request_keyframe)
+        queue = PictureQueue(self._reset_requested)
         self._subscribers.add(queue)
         self.request_keyframe()
         return queue
+
+    def _reset_requested(self) -> None:
+        """A viewer fell behind: a keyframe soon, but not more often than every so often."""
+        if time.monotonic() - self._last_keyframe >= RESET_KEYFRAME_SECONDS:
+            self.request_keyframe()
 
     def unsubscribe(self, queue: PictureQueue) -> None:
         self._subscribers.discard(queue)
