@@ -61,7 +61,9 @@ async def share_with(
     token = (await presenter.share())["view_token"]
     watchers = []
     for _ in range(viewers):
-        client = await stack.enter_async_context(viewer(server.url))
+        # Viewers time their decoded frames without converting them to images: they stand
+        # for browsers on other machines, and share these two cores with the server.
+        client = await stack.enter_async_context(viewer(server.url, pictures=False))
         await client.join(token)
         await client.start()
         watchers.append(client)

@@ -38,6 +38,7 @@ from mediastream.streaming.ice import rtc_configuration
 __all__ = ["MarkerJitterBuffer", "ReceivedFrame", "StreamClient", "StreamClientError"]
 
 Message = dict[str, Any]
+_NO_PICTURE = np.zeros((0, 0, 3), np.uint8)
 
 
 class StreamClientError(Exception):
@@ -83,10 +84,20 @@ class ReceivedFrame:
 class StreamClient:
     """One WebSocket, at most one stream; see docs/protocol.md."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        pictures: bool = True,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        # False: decoded frames are counted and timed but not converted to BGR images (their
+        # `image` is empty), for clients that only measure, many to a machine.
+        self.pictures = pictures
         self.hello: Message | None = None
         self.pc: RTCPeerConnection | None = None
         self.control: RTCDataChannel | None = None
@@ -214,7 +225,11 @@ class StreamClient:
             while True:
                 frame = await track.recv()
                 assert isinstance(frame, VideoFrame) and frame.pts is not None
-                image = frame.to_ndarray(format="bgr24").astype(np.uint8, copy=False)
+                image = (
+                    frame.to_ndarray(format="bgr24").astype(np.uint8, copy=False)
+                    if self.pictures
+                    else _NO_PICTURE
+                )
                 received = ReceivedFrame(frame.pts, image, time.perf_counter())
                 if self.frames.full():
                     self.frames.get_nowait()

@@ -139,8 +139,15 @@ class FrameLog:
 class Viewer(StreamClient):
     """A `StreamClient` that logs every decoded frame and stamps when it sent each message."""
 
-    def __init__(self, base_url: str, *, keep_images: bool = False, timeout: float = 10.0):
-        super().__init__(base_url, timeout=timeout)
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        keep_images: bool = False,
+        timeout: float = 10.0,
+        pictures: bool = True,
+    ):
+        super().__init__(base_url, timeout=timeout, pictures=pictures)
         self.log = FrameLog(self.messages, keep_images)
         self.sent_at: dict[str, float] = {}
         self._drain: asyncio.Task[None] | None = None
