@@ -38,20 +38,9 @@ from mediastream.dicom.library import Library  # noqa: E402
 from mediastream.dicom.phantom import phantom_datasets, phantom_hu_slice  # noqa: E402
 from mediastream.process import configure_process  # noqa: E402
 from mediastream.settings import Settings  # noqa: E402
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 BENCH = "browser_latency"
-CHROMIUM = "/usr/bin/chromium"
-# The network rule's flags (as in tests/browser/conftest.py).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SIZE, SLICES, SLICE = 512, 24, 12
 TIMEOUT_MS = 20_000
 

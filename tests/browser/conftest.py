@@ -30,20 +30,10 @@ from mediastream.app import create_app
 from mediastream.dicom.library import Library
 from mediastream.dicom.phantom import phantom_datasets
 from mediastream.settings import Settings
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.client_page import page_url
 from tests.netns import require_loopback_namespace
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OUTPUT_ROOT = Path(__file__).resolve().parents[2] / "test-output"
 LAPTOP: ViewportSize = {"width": 1280, "height": 800}
 
