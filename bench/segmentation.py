@@ -17,6 +17,12 @@ Cases:
 * ``snakes_preview`` - the initial ellipse only.
 * ``snakes_older_service`` - the baseline: ``active_contour`` called as the older service did,
   on the whole preprocessed slice with 400 points and up to 2,500 iterations (few runs: seconds).
+* ``region_grow_512`` / ``snakes_click_512`` / ``snakes_ellipse_512`` - real anatomy at the
+  size the stream sees: the real CT of ../shared/data resampled to 512×512 (about 0.7 mm,
+  spacing adjusted), HU as ``values``, window 40/400 as ``gray``; one run per labelled
+  structure of every fourth slice (click at its deepest point; snakes with a 5 mm radius from
+  the click, or the bounding box × 1.25 ellipse). Targets: region_grow <= 30 ms, snakes (final
+  contour) <= 150 ms, medians; ``median_dice`` shows that the timed runs found the structure.
 
 Run from the repository root: ``.venv/bin/python bench/segmentation.py``
 """
@@ -36,6 +42,7 @@ from skimage.segmentation import active_contour
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._realdata import deepest, dice, display, load, resample, structures  # noqa: E402
 from bench._timing import report, timed  # noqa: E402
 from mediastream.dicom.phantom import phantom_hu_slice  # noqa: E402
 from segmentation import get_algorithm  # noqa: E402
@@ -160,6 +167,62 @@ def main() -> None:
         )
 
     report(BENCH, "snakes_older_service", timed(older_service, runs=3, warmup=0), max_num_iter=2500)
+
+    real_ct_512()
+
+
+def real_ct_512() -> None:
+    """Click algorithms on the real CT resampled to 512×512: time and Dice per run."""
+    slices, labels = load("ct-abdomen")
+    cases: dict[str, tuple[list[float], list[float]]] = {}
+    for k, _, mask in structures(labels):
+        if k % 4:
+            continue
+        values, spacing, _ = slices[k]
+        values, mask, spacing = resample(values, mask, spacing, 512)
+        gray = display(values, "CT")
+        row, col = deepest(mask)
+        rows, cols = np.nonzero(mask)
+        ellipse_params = {
+            "x": round((cols.min() + cols.max()) / 2),
+            "y": round((rows.min() + rows.max()) / 2),
+            "radius": round((np.ptp(cols) + 1) * 1.25 / 2),
+            "radius_y": round((np.ptp(rows) + 1) * 1.25 / 2),
+        }
+        runs = {
+            "region_grow_512": ("region_grow", {"x": col, "y": row}),
+            "snakes_click_512": ("snakes", {"x": col, "y": row, "radius": round(5 / spacing[1])}),
+            "snakes_ellipse_512": ("snakes", ellipse_params),
+        }
+        for case, (name, raw) in runs.items():
+            algorithm = get_algorithm(name)
+            params = algorithm.parse_params(raw)
+
+            def run(
+                algorithm: Any = algorithm,
+                params: Any = params,
+                gray: Any = gray,
+                spacing: Any = spacing,
+                values: Any = values,
+            ) -> Any:
+                return algorithm.segment(gray, params, spacing=spacing, values=values)
+
+            timings = timed(run, runs=3, warmup=1)
+            result = run()
+            found = result.stats["found"] and result.mask is not None
+            times, scores = cases.setdefault(case, ([], []))
+            times.extend(timings)
+            scores.append(dice(result.mask, mask) if found else 0.0)
+    for case, (times, scores) in cases.items():
+        limit = 30 if case.startswith("region_grow") else 150
+        report(
+            BENCH,
+            case,
+            times,
+            limit_ms=limit,
+            structures=len(scores),
+            median_dice=round(float(np.median(scores)), 3),
+        )
 
 
 if __name__ == "__main__":

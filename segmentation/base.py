@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Literal, TypeVar
 
 import cv2
@@ -24,6 +26,7 @@ from segmentation.params import Params
 __all__ = [
     "Algorithm",
     "EvolvingAlgorithm",
+    "Inputs",
     "SegmentationResult",
     "Spacing",
     "Stage",
@@ -34,7 +37,7 @@ __all__ = [
 ]
 
 Stage = Literal["final", "evolving", "preview"]
-StatValue = int | float | list[float] | None
+StatValue = bool | int | float | str | list[float] | None
 Spacing = tuple[float, float]
 _P = TypeVar("_P", bound=Params)
 
@@ -51,16 +54,58 @@ class SegmentationResult:
         JSON-serialisable measurements (see each algorithm); millimetre values are ``None``
         when the pixel spacing is unknown.
     contour : ndarray of shape (K, 2), float64, or None
-        The closed contour as (row, col) points in image pixels (snakes only).
+        The closed contour as (row, col) points in image pixels (click algorithms: snakes,
+        region growing; None when nothing was found).
     stage : {"final", "evolving", "preview"}
         ``"final"`` for a finished result, ``"evolving"`` for an intermediate contour and
         ``"preview"`` for the instant initial-contour drawing.
+    mask : ndarray of shape (M, N), bool, or None
+        The segmented region (None for ``none``); contours, stats and the overlay derive from
+        it, and so will a DICOM SEG export. All False when nothing was found.
+    labels : ndarray of shape (M, N), int32, or None
+        Watershed only: one label (1, 2, ...) per region, 0 elsewhere.
     """
 
     overlay: NDArray[np.uint8]
     stats: dict[str, StatValue]
     contour: NDArray[np.float64] | None = None
     stage: Stage = "final"
+    mask: NDArray[np.bool_] | None = None
+    labels: NDArray[np.int32] | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The validated arguments of one ``segment``/``preview``/``evolve`` call.
+
+    ``gray`` is what is drawn on (unless ``background``) and ``values`` what intensity-based
+    algorithms measure: the modality values when the caller gave them, else ``gray``.
+    """
+
+    gray: NDArray[np.uint8]
+    spacing: Spacing | None
+    background: NDArray[np.uint8] | None
+    given_values: NDArray[np.float32] | None
+
+    @property
+    def values(self) -> NDArray[np.float32]:
+        if self.given_values is not None:
+            return self.given_values
+        return self.gray.astype(np.float32)
+
+    @cached_property
+    def body(self) -> NDArray[np.bool_]:
+        """The body in ``gray`` (see :func:`segmentation.masks.body_of`), computed once."""
+        from segmentation.masks import body_of  # masks builds on this module
+
+        return body_of(self.gray)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.gray.shape[0]), int(self.gray.shape[1]))
+
+    def overlay(self) -> NDArray[np.uint8]:
+        return base_overlay(self.gray, self.background)
 
 
 class Algorithm(ABC):
@@ -105,7 +150,6 @@ class Algorithm(ABC):
         """
         return None
 
-    @abstractmethod
     def segment(
         self,
         gray: NDArray[np.uint8],
@@ -113,20 +157,50 @@ class Algorithm(ABC):
         *,
         spacing: Sequence[float] | None = None,
         background: NDArray[np.uint8] | None = None,
+        values: NDArray[np.floating[Any]] | None = None,
     ) -> SegmentationResult:
-        """Segment ``gray`` (never modified) and draw the result on a copy of it.
+        """Segment the image (never modified) and draw the result on a copy of it.
 
         Parameters
         ----------
         gray : ndarray of shape (M, N), uint8
-            The image to segment.
+            The display image: what is drawn on, and what is segmented without ``values``.
         params : Params
             This algorithm's parameters (from ``parse_params`` or ``default_params``).
         spacing : (float, float), optional
-            (row, col) millimetres per pixel, for the ``*_mm`` / ``*_mm2`` stats.
+            (row, col) millimetres per pixel, for the ``*_mm`` / ``*_mm2`` stats and for
+            parameters given in millimetres.
         background : ndarray of shape (M, N, 3), uint8, optional
             BGR image to draw on instead of ``gray`` (colour sources).
+        values : ndarray of shape (M, N), float, optional
+            The same frame in modality units (CT: Hounsfield units). Intensity-based
+            algorithms work on it when given, so their tolerances are in those units.
+
+        Raises
+        ------
+        ValueError
+            Naming the argument or parameter that is wrong for this image.
         """
+        p, inputs = self._prepare(gray, params, spacing, background, values)
+        return self._segment(inputs, p)
+
+    @abstractmethod
+    def _segment(self, inputs: Inputs, params: Any) -> SegmentationResult:
+        """The algorithm proper, on validated inputs and this algorithm's own ``params``."""
+
+    def _prepare(
+        self,
+        gray: object,
+        params: Params,
+        spacing: Sequence[float] | None,
+        background: object,
+        values: object,
+    ) -> tuple[Any, Inputs]:
+        """The one validation prologue: parameter type, inputs, parameters against the image."""
+        p = self._own_params(params, self.params_type)
+        inputs = check_inputs(gray, spacing, background, values)
+        self.check_image(p, inputs.shape)
+        return p, inputs
 
     def _own_params(self, params: Params, expected: type[_P]) -> _P:
         if not isinstance(params, expected):
@@ -142,7 +216,6 @@ class EvolvingAlgorithm(Algorithm):
 
     supports_evolution: ClassVar[bool] = True
 
-    @abstractmethod
     def preview(
         self,
         gray: NDArray[np.uint8],
@@ -150,10 +223,12 @@ class EvolvingAlgorithm(Algorithm):
         *,
         spacing: Sequence[float] | None = None,
         background: NDArray[np.uint8] | None = None,
+        values: NDArray[np.floating[Any]] | None = None,
     ) -> SegmentationResult:
         """Draw only the starting state, cheaply (stage ``"preview"``)."""
+        p, inputs = self._prepare(gray, params, spacing, background, values)
+        return self._preview(inputs, p)
 
-    @abstractmethod
     def evolve(
         self,
         gray: NDArray[np.uint8],
@@ -161,27 +236,62 @@ class EvolvingAlgorithm(Algorithm):
         *,
         spacing: Sequence[float] | None = None,
         background: NDArray[np.uint8] | None = None,
+        values: NDArray[np.floating[Any]] | None = None,
         init: NDArray[np.floating[Any]] | None = None,
     ) -> Generator[SegmentationResult, None, None]:
         """Yield ``"evolving"`` results in short steps, then one ``"final"`` result.
 
-        Each ``next()`` does a bounded amount of work (tens of milliseconds); the generator
-        holds no resources, so abandoning it midway is safe. ``init`` warm-starts from an
-        earlier contour ((K, 2) (row, col) points), e.g. the previous slice's result.
+        Arguments are checked when ``evolve`` is called (it returns a generator but is not
+        one), so a bad argument raises at the call. Each ``next()`` does a bounded amount of
+        work (tens of milliseconds); the generator holds no resources, so abandoning it midway
+        is safe. ``init`` warm-starts from an earlier contour ((K, 2) (row, col) points), e.g.
+        the previous slice's result.
         """
+        p, inputs = self._prepare(gray, params, spacing, background, values)
+        return self._evolve(inputs, p, init)
+
+    def segment(
+        self,
+        gray: NDArray[np.uint8],
+        params: Params,
+        *,
+        spacing: Sequence[float] | None = None,
+        background: NDArray[np.uint8] | None = None,
+        values: NDArray[np.floating[Any]] | None = None,
+        init: NDArray[np.floating[Any]] | None = None,
+    ) -> SegmentationResult:
+        """``evolve`` run to its end: the same final result, with the same optional ``init``."""
+        p, inputs = self._prepare(gray, params, spacing, background, values)
+        (last,) = deque(self._evolve(inputs, p, init), maxlen=1)
+        return last
+
+    def _segment(self, inputs: Inputs, params: Any) -> SegmentationResult:
+        (last,) = deque(self._evolve(inputs, params, None), maxlen=1)
+        return last
+
+    @abstractmethod
+    def _preview(self, inputs: Inputs, params: Any) -> SegmentationResult:
+        """The starting state on validated inputs."""
+
+    @abstractmethod
+    def _evolve(
+        self, inputs: Inputs, params: Any, init: NDArray[np.floating[Any]] | None
+    ) -> Generator[SegmentationResult, None, None]:
+        """The evolution on validated inputs (``init`` not yet checked)."""
 
 
 def check_inputs(
     gray: object,
     spacing: Sequence[float] | None,
     background: object,
-) -> tuple[NDArray[np.uint8], Spacing | None, NDArray[np.uint8] | None]:
+    values: object = None,
+) -> Inputs:
     """Validate the arguments every ``segment`` takes; return contiguous arrays and spacing.
 
     Raises
     ------
     ValueError
-        Naming ``gray``, ``spacing`` or ``background`` and what was expected.
+        Naming ``gray``, ``spacing``, ``background`` or ``values`` and what was expected.
     """
     if not isinstance(gray, np.ndarray) or gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError(f"gray must be a 2-D uint8 array, got {_describe(gray)}")
@@ -211,7 +321,22 @@ def check_inputs(
                 f"gray), got {_describe(background)}"
             )
         checked_background = np.ascontiguousarray(background)
-    return np.ascontiguousarray(gray), checked_spacing, checked_background
+    checked_values: NDArray[np.float32] | None = None
+    if values is not None:
+        if (
+            not isinstance(values, np.ndarray)
+            or values.shape != gray.shape
+            or values.dtype.kind not in "uif"
+        ):
+            raise ValueError(
+                f"values must be a numeric array of shape {gray.shape} (modality units, same "
+                f"size as gray), got {_describe(values)}"
+            )
+        # A new float32 array (or a contiguous float32 input as is: it is only read).
+        checked_values = np.ascontiguousarray(values, dtype=np.float32)
+        if not np.isfinite(checked_values).all():
+            raise ValueError("values must be finite (no NaN or infinity)")
+    return Inputs(np.ascontiguousarray(gray), checked_spacing, checked_background, checked_values)
 
 
 def check_kernel_fits(kernel_size: int, shape: tuple[int, ...]) -> None:

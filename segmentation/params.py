@@ -41,6 +41,8 @@ class ParamSpec:
         One sentence saying what the parameter does.
     odd : bool
         Only odd integers are allowed (kernel sizes).
+    unit : str
+        The value's unit: ``"px"``, ``"mm"``, ``"modality units"``, ``""`` (a plain number).
     """
 
     kind: Literal["int", "float"]
@@ -51,6 +53,7 @@ class ParamSpec:
     label: str
     description: str
     odd: bool = False
+    unit: str = ""
 
     def range_text(self) -> str:
         kind = "an odd integer" if self.odd else ("an integer" if self.kind == "int" else "")
@@ -102,6 +105,7 @@ class ParamSpec:
             "step": self.step,
             "description": self.description,
             "label": self.label,
+            "unit": self.unit,
         }
 
 
@@ -118,10 +122,11 @@ def param(
     label: str,
     description: str,
     odd: bool = False,
+    unit: str = "",
 ) -> _Number:
     """Declare a parameter field of a :class:`Params` dataclass (type taken from ``default``)."""
     kind: Literal["int", "float"] = "int" if isinstance(default, int) else "float"
-    spec = ParamSpec(kind, default, minimum, maximum, step, label, description, odd)
+    spec = ParamSpec(kind, default, minimum, maximum, step, label, description, odd, unit)
     spec.check("default", default)
     return field(default=default, metadata={_SPEC_KEY: spec})
 

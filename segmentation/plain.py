@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
-from segmentation.base import Algorithm, SegmentationResult, base_overlay, check_inputs
-from segmentation.params import NoParams, Params
+from segmentation.base import Algorithm, Inputs, SegmentationResult
+from segmentation.params import NoParams
 
 __all__ = ["PlainImage"]
 
@@ -21,14 +18,5 @@ class PlainImage(Algorithm):
     description = "The plain image, without segmentation."
     params_type = NoParams
 
-    def segment(
-        self,
-        gray: NDArray[np.uint8],
-        params: Params,
-        *,
-        spacing: Sequence[float] | None = None,
-        background: NDArray[np.uint8] | None = None,
-    ) -> SegmentationResult:
-        self._own_params(params, NoParams)
-        gray, _, background = check_inputs(gray, spacing, background)
-        return SegmentationResult(overlay=base_overlay(gray, background), stats={})
+    def _segment(self, inputs: Inputs, params: Any) -> SegmentationResult:
+        return SegmentationResult(overlay=inputs.overlay(), stats={})

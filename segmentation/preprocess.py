@@ -19,6 +19,7 @@ def kernel_size_param() -> int:
         maximum=31,
         step=2,
         odd=True,
+        unit="px",
         label="Kernel size",
         description=(
             "Side in pixels of the Gaussian blur and of the square opening/closing kernel "

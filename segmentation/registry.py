@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from segmentation.base import Algorithm
 from segmentation.plain import PlainImage
+from segmentation.region_grow import RegionGrow
 from segmentation.snakes import Snakes
 from segmentation.watershed import Watershed
 
@@ -17,6 +18,7 @@ __all__ = ["ALGORITHMS", "algorithm_names", "get_algorithm"]
 # Algorithm instances are stateless, so one shared instance each is safe across threads.
 ALGORITHMS: tuple[Algorithm, ...] = (
     PlainImage(),
+    RegionGrow(),
     Watershed(),
     Snakes(),
 )

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -48,12 +47,8 @@ from segmentation.contour import (
     remove_loops,
     resample_closed,
 )
-from segmentation.preprocess import smooth
 
-if TYPE_CHECKING:
-    from segmentation.snakes import SnakeParams
-
-__all__ = ["SnakeStep", "evolve_contour", "grow"]
+__all__ = ["SnakeStep", "SolverParams", "evolve_contour", "grow"]
 
 WORK_SIZE = 96
 MAX_UPSCALE = 4.0
@@ -72,6 +67,19 @@ MAX_PX_MOVE = 0.5
 CHUNK = 30
 FINE_MAX_ITER = 150
 WARM_START_GROWTH = 3.0  # px (plus 5 % of the size) a warm start is enlarged before contracting
+
+
+@dataclass(frozen=True)
+class SolverParams:
+    """What the solver needs of a snake's parameters (scikit-image ``active_contour``'s names)."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    w_line: float
+    w_edge: float
+    max_num_iter: int
+    convergence: float
 
 
 @dataclass(frozen=True)
@@ -103,18 +111,18 @@ class _Frame:
 
 
 def _frame(
-    gray: NDArray[np.uint8],
+    image: NDArray[np.float32],
     contour: NDArray[np.float64],
-    kernel_size: int,
     margin: int,
     work_size: int | None,
+    fine_sigma: float = FINE_SIGMA,
 ) -> _Frame:
-    h, w = gray.shape
+    h, w = image.shape
     r0 = max(0, int(np.floor(contour[:, 0].min())) - margin)
     r1 = min(h, int(np.ceil(contour[:, 0].max())) + margin + 1)
     c0 = max(0, int(np.floor(contour[:, 1].min())) - margin)
     c1 = min(w, int(np.ceil(contour[:, 1].max())) + margin + 1)
-    crop = smooth(gray[r0:r1, c0:c1], kernel_size)
+    crop = image[r0:r1, c0:c1]
     if work_size is None:
         resized = crop
     else:
@@ -122,14 +130,14 @@ def _frame(
         size = (max(4, round(crop.shape[1] * factor)), max(4, round(crop.shape[0] * factor)))
         method = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(crop, size, interpolation=method)
-    sigma = WORK_SIGMA if work_size is not None else FINE_SIGMA
-    image = cv2.GaussianBlur(resized.astype(np.float32) / 255.0, (0, 0), sigma)
-    scale = np.array([image.shape[0] / crop.shape[0], image.shape[1] / crop.shape[1]])
-    return _Frame(image, np.array([r0, c0], dtype=np.float64), scale)
+    sigma = WORK_SIGMA if work_size is not None else fine_sigma
+    blurred = cv2.GaussianBlur(resized, (0, 0), sigma)
+    scale = np.array([blurred.shape[0] / crop.shape[0], blurred.shape[1] / crop.shape[1]])
+    return _Frame(blurred, np.array([r0, c0], dtype=np.float64), scale)
 
 
 def _run(
-    frame: _Frame, start: NDArray[np.float64], p: SnakeParams, budget: int
+    frame: _Frame, start: NDArray[np.float64], p: SolverParams, budget: int
 ) -> Iterator[tuple[NDArray[np.float64], int, bool]]:
     """Chunks of ``active_contour`` in ``frame``: (image-space contour, iterations, stage done)."""
     snake = frame.to_frame(start)
@@ -168,31 +176,42 @@ def _run(
 
 
 def evolve_contour(
-    gray: NDArray[np.uint8], p: SnakeParams, start: NDArray[np.float64]
+    image: NDArray[np.float32],
+    p: SolverParams,
+    start: NDArray[np.float64],
+    margin: int,
+    reach: NDArray[np.float64] | None = None,
+    fine_sigma: float = FINE_SIGMA,
 ) -> Iterator[SnakeStep]:
     """Evolve ``start`` ((K, 2) image (row, col) points) chunk by chunk; the last step is final.
 
-    ``gray`` and ``start`` are not modified. Every step's contour lies inside the image.
+    ``image`` is the (preprocessed) float image ``active_contour`` follows, with ``p.w_line``
+    and ``p.w_edge``; ``margin`` is how many image px around the contour it may use (the
+    caller's smoothing kernel plus room to move). ``reach``, (row, col) points, widens the
+    working frame to include them: where a growing snake is expected to go. ``image`` and
+    ``start`` are not modified. ``fine_sigma`` is the refinement's blur in image px (an
+    image whose ridge is already where the contour belongs needs less than edges do). Every
+    step's contour lies inside the image.
     """
-    extent = float(np.ptp(start, axis=0).max())
-    margin = p.kernel_size + 4 + int(0.05 * extent)
-    coarse = _frame(gray, start, p.kernel_size, margin, WORK_SIZE)
+    covered = start if reach is None else np.vstack([start, reach])
+    extent = float(np.ptp(covered, axis=0).max())
+    coarse = _frame(image, covered, margin + 4 + int(0.05 * extent), WORK_SIZE)
     contour = start
     iterations = 0
     for contour, iterations, stage_done in _run(coarse, start, p, p.max_num_iter):
         refine = stage_done and coarse.coarser_than_image and iterations < p.max_num_iter
         final = stage_done and not refine
-        yield _step(contour, gray.shape, iterations, final)
+        yield _step(contour, image.shape, iterations, final)
         if refine:
             break
     else:
         return
     contour = remove_loops(contour)
     # The margin keeps the crop's border (where the blur reflects) clear of the contour.
-    fine = _frame(gray, contour, p.kernel_size, p.kernel_size + int(2 * FINE_SIGMA) + 4, None)
+    fine = _frame(image, contour, margin + int(2 * fine_sigma) + 4, None, fine_sigma)
     budget = min(FINE_MAX_ITER, p.max_num_iter - iterations)
     for refined, fine_iterations, stage_done in _run(fine, contour, p, budget):
-        yield _step(refined, gray.shape, iterations + fine_iterations, stage_done)
+        yield _step(refined, image.shape, iterations + fine_iterations, stage_done)
 
 
 def _step(

@@ -21,8 +21,8 @@ the patient.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,11 +30,10 @@ from numpy.typing import NDArray
 
 from segmentation.base import (
     Algorithm,
+    Inputs,
     SegmentationResult,
     Spacing,
     StatValue,
-    base_overlay,
-    check_inputs,
     check_kernel_fits,
 )
 from segmentation.params import Params, param
@@ -56,6 +55,7 @@ class WatershedParams(Params):
         minimum=0.0,
         maximum=1.0,
         step=0.01,
+        unit="",
         label="Marker threshold",
         description=(
             "Sure foreground is where the distance to the object border is at least this "
@@ -68,6 +68,7 @@ class WatershedParams(Params):
         minimum=0,
         maximum=500,
         step=5,
+        unit="grey levels",
         label="Edge threshold",
         description=(
             "Canny high threshold (the low one is half of it); detected edges separate "
@@ -90,31 +91,26 @@ class Watershed(Algorithm):
     def check_image(self, params: Params, shape: tuple[int, ...]) -> None:
         check_kernel_fits(self._own_params(params, WatershedParams).kernel_size, shape)
 
-    def segment(
-        self,
-        gray: NDArray[np.uint8],
-        params: Params,
-        *,
-        spacing: Sequence[float] | None = None,
-        background: NDArray[np.uint8] | None = None,
-    ) -> SegmentationResult:
+    def _segment(self, inputs: Inputs, params: Any) -> SegmentationResult:
         """Segment ``gray`` into regions.
 
         Returns
         -------
         SegmentationResult
-            ``overlay`` has the region borders in red; ``stats`` holds ``regions`` (int),
-            ``largest_area_px`` (int) and ``largest_area_mm2`` (float, or None without
-            ``spacing``); ``contour`` is None.
+            ``overlay`` has the region borders in red; ``labels`` (int32) numbers the regions
+            1, 2, ... (0 is background and the borders between regions); ``mask`` is their
+            union; ``stats`` holds ``regions`` (int), ``largest_area_px`` (int) and
+            ``largest_area_mm2`` (float, or None without ``spacing``); ``contour`` is None.
         """
-        p = self._own_params(params, WatershedParams)
-        gray, checked_spacing, background = check_inputs(gray, spacing, background)
-        check_kernel_fits(p.kernel_size, gray.shape)
-        overlay = base_overlay(gray, background)
+        p: WatershedParams = params
+        gray = inputs.gray
+        overlay = inputs.overlay()
         smoothed = smooth(gray, p.kernel_size)
         labels, box = _watershed_labels(smoothed, p)
+        image_labels = np.zeros(gray.shape, np.int32)
         if labels is None:
-            return SegmentationResult(overlay, _stats(np.zeros(0, np.int64), checked_spacing))
+            stats = _stats(np.zeros(0, np.int64), inputs.spacing)
+            return SegmentationResult(overlay, stats, mask=image_labels > 0, labels=image_labels)
         r0, r1, c0, c1 = box
         # cv2.watershed marks the outermost ring of its input as border; that ring is background.
         borders = cv2.compare(labels[1:-1, 1:-1], -1, cv2.CMP_EQ)
@@ -122,7 +118,10 @@ class Watershed(Algorithm):
         cv2.bitwise_and(inside, 0, dst=inside, mask=borders)
         cv2.bitwise_or(inside, (*BOUNDARY_BGR, 0), dst=inside, mask=borders)
         region_sizes = _region_sizes(labels)
-        return SegmentationResult(overlay, _stats(region_sizes[region_sizes > 0], checked_spacing))
+        # Watershed labels: -1 borders, 1 background, >= 2 regions -> regions 1, 2, ...
+        image_labels[r0:r1, c0:c1] = np.maximum(labels - 1, 0)
+        stats = _stats(region_sizes[region_sizes > 0], inputs.spacing)
+        return SegmentationResult(overlay, stats, mask=image_labels > 0, labels=image_labels)
 
 
 def _watershed_labels(

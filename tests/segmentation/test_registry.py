@@ -30,18 +30,21 @@ def params_for(name: str) -> Any:
     algorithm = segmentation.get_algorithm(name)
     if name == "snakes":
         return algorithm.parse_params({"x": 60, "y": 48, "radius": 36})
+    if name == "region_grow":
+        return algorithm.parse_params({"x": 60, "y": 48})
     return algorithm.default_params()
 
 
 def test_names_in_display_order() -> None:
-    assert segmentation.algorithm_names() == ["none", "watershed", "snakes"]
+    assert segmentation.algorithm_names() == ["none", "region_grow", "watershed", "snakes"]
     for name in segmentation.algorithm_names():
         assert segmentation.get_algorithm(name).name == name
 
 
 def test_unknown_algorithm_names_the_allowed_ones() -> None:
     with pytest.raises(
-        ValueError, match="unknown algorithm 'graphcut'; allowed: 'none', 'watershed'"
+        ValueError,
+        match="unknown algorithm 'graphcut'; allowed: 'none', 'region_grow', 'watershed'",
     ):
         segmentation.get_algorithm("graphcut")
 
@@ -52,7 +55,17 @@ def test_schema_round_trips_through_json(name: str) -> None:
     assert json.loads(json.dumps(schema, allow_nan=False)) == schema
     assert set(schema) == {"label", "description", "params"}
     for spec in schema["params"].values():
-        assert set(spec) == {"type", "default", "min", "max", "step", "description", "label"}
+        assert set(spec) == {
+            "type",
+            "default",
+            "min",
+            "max",
+            "step",
+            "description",
+            "label",
+            "unit",
+        }
+        assert isinstance(spec["unit"], str)
         assert spec["type"] in ("int", "float")
 
 
@@ -73,7 +86,7 @@ def test_evolution_support_is_declared() -> None:
     flags = {
         n: segmentation.get_algorithm(n).supports_evolution for n in segmentation.algorithm_names()
     }
-    assert flags == {"none": False, "watershed": False, "snakes": True}
+    assert flags == {"none": False, "region_grow": False, "watershed": False, "snakes": True}
     for name, evolves in flags.items():
         assert isinstance(segmentation.get_algorithm(name), EvolvingAlgorithm) == evolves
 
@@ -92,10 +105,15 @@ def test_segment_contract(name: str, image: np.ndarray) -> None:
     assert result.overlay.shape == (*image.shape, 3) and result.overlay.dtype == np.uint8
     assert not np.shares_memory(result.overlay, image)
     json.dumps(result.stats, allow_nan=False)
-    if name == "snakes":
+    if name in ("snakes", "region_grow"):
         assert result.contour is not None and result.contour.shape[1] == 2
     else:
         assert result.contour is None
+    if name == "none":
+        assert result.mask is None
+    else:
+        assert result.mask is not None
+        assert result.mask.shape == image.shape and result.mask.dtype == bool
 
 
 def test_none_returns_the_plain_image(image: np.ndarray) -> None:
