@@ -19,10 +19,13 @@ from mediastream.batching import Batcher
 from mediastream.dicom.demo import install_demo
 from mediastream.dicom.ingest import Limits
 from mediastream.dicom.library import Library, init_inspector_process
+from mediastream.dicom.segstore import SegStore
 from mediastream.keys import (
     EXECUTOR,
     INSPECTORS,
     LIBRARY,
+    PROPAGATION,
+    SEGMENTATIONS,
     SETTINGS,
     STREAMING,
     UPLOAD_THREADS,
@@ -38,6 +41,12 @@ from mediastream.web.docs import openapi_json, redoc_page, swagger_ui_page
 from mediastream.web.errors import error_middleware, missing_static_files
 from mediastream.web.images import delete_all_images, delete_series, get_frame_png, list_images
 from mediastream.web.security import auth_middleware
+from mediastream.web.segmentations import (
+    delete_segmentation,
+    get_segmentation_file,
+    list_segmentations,
+    post_segmentation,
+)
 from mediastream.web.upload import post_images
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -94,11 +103,14 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     # checking; the pool is then replaced.
     app[INSPECTORS] = Batcher(inspectors(), slots=workers, restart=inspectors)
     app[UPLOAD_THREADS] = Batcher(executor, slots=2)
+    propagation = ThreadPoolExecutor(max_workers=2, thread_name_prefix="propagation")
+    app[PROPAGATION] = propagation
     # Start the worker now (about half a second the first time), not on the first upload.
     await app[INSPECTORS].call(os.getpid)
     yield
     app[INSPECTORS].executor.shutdown(wait=True, cancel_futures=True)
     executor.shutdown(wait=True, cancel_futures=True)
+    propagation.shutdown(wait=True, cancel_futures=True)
 
 
 async def library_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -106,6 +118,7 @@ async def library_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, library = app[SETTINGS], app[LIBRARY]
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(app[EXECUTOR], library.load)
+    await loop.run_in_executor(app[EXECUTOR], app[SEGMENTATIONS].load)
     if settings.demo and library.is_empty():
         log.info("library is empty: generating the demo phantom series")
         await loop.run_in_executor(app[EXECUTOR], install_demo, library)
@@ -175,6 +188,7 @@ def create_app(settings: Settings) -> web.Application:
         limits=limits,
         fsync=settings.fsync,
     )
+    app[SEGMENTATIONS] = SegStore(Path(settings.uploads), fsync=settings.fsync)
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.extend([executor_ctx, library_ctx, streaming_ctx])
     app.on_shutdown.append(close_sessions)
@@ -193,6 +207,14 @@ def create_app(settings: Settings) -> web.Application:
             web.delete("/images", delete_all_images),
             web.delete("/images/{series_uid}", delete_series),
             web.get(r"/images/{series_uid}/frames/{index:\d+}.png", get_frame_png),
+            web.post("/images/{series_uid}/segmentations", post_segmentation),
+            web.get("/images/{series_uid}/segmentations", list_segmentations),
+            web.get(
+                r"/images/{series_uid}/segmentations/{seg_uid:[0-9.]+}.dcm", get_segmentation_file
+            ),
+            web.delete(
+                r"/images/{series_uid}/segmentations/{seg_uid:[0-9.]+}", delete_segmentation
+            ),
             web.get("/ws", websocket_handler),
             # The older service's streaming endpoints, kept for its clients.
             web.post("/watershed", post_watershed),

@@ -340,6 +340,14 @@ class Library:
         with self._lock:
             return self._view(series_uid).info()
 
+    def instances(self, series_uid: str) -> tuple[InstanceRecord, ...]:
+        """A series' stored instances in display order (their headers hold the geometry).
+
+        ``root / record.path`` is each instance's file. Raises SeriesNotFound.
+        """
+        with self._lock:
+            return self._view(series_uid).instances
+
     def latest_series_uid(self) -> str | None:
         """The series that most recently received a stored instance, None when empty."""
         with self._lock:
