@@ -182,9 +182,10 @@ def speed(with_stream: bool) -> None:
     grays = [display(v, "CT") for v in values]
     spacing = (float(datasets[0].PixelSpacing[0]), float(datasets[0].PixelSpacing[1]))
     algorithm = get_algorithm("region_grow")
-    # The phantom's liver on the middle slice (left of the image is the patient's right).
-    mid = 50
-    params = algorithm.parse_params({"x": 150, "y": 260})
+    # The phantom's liver (left of the image) in the middle of the slices it spans. Its
+    # contrast against the body is low (60 HU against 45-50), so the tolerance is given.
+    mid = 25
+    params = algorithm.parse_params({"x": 120, "y": 250, "tolerance": 10})
     timings: list[float] = []
     covered = 0
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -211,6 +212,7 @@ def speed(with_stream: bool) -> None:
             "load_average": os.getloadavg()[0],
         }
     )
+    end_to_end(datasets, mid, params.to_json())
     if not with_stream:
         return
     fps = 15.0
@@ -255,6 +257,45 @@ def speed(with_stream: bool) -> None:
             "load_average": os.getloadavg()[0],
         }
     )
+
+
+def end_to_end(datasets: list[Any], index: int, params: dict[str, Any]) -> None:
+    """What ``POST /images/{uid}/segmentations`` does: decode from the library, propagate,
+    measure, build the SEG with highdicom and store it (first run: cold frame cache)."""
+    import tempfile
+
+    from mediastream.dicom.library import Library
+    from mediastream.dicom.segstore import SegStore
+    from mediastream.volumes import SegmentationRequest, segment_series
+
+    with tempfile.TemporaryDirectory() as root, ThreadPoolExecutor(max_workers=1) as pool:
+        library = Library(Path(root), cache_bytes=512 << 20)
+        for i, ds in enumerate(datasets):
+            library.ingest_dataset(ds, filename=f"{i}.dcm")
+        store = SegStore(Path(root))
+        series_uid = str(datasets[0].SeriesInstanceUID)
+        algorithm = get_algorithm("region_grow")
+        request = SegmentationRequest(
+            series_uid, algorithm, algorithm.parse_params(params), index, True, "liver"
+        )
+        timings = []
+        for _ in range(3):
+            start = time.perf_counter()
+            record = segment_series(library, store, request, executor=pool)
+            timings.append(time.perf_counter() - start)
+        _print(
+            {
+                "case": "api_100x512",
+                "what": "decode + propagate + measure + highdicom SEG + store",
+                "cold_s": round(timings[0], 3),
+                "warm_median_s": round(statistics.median(timings[1:]), 3),
+                "slices_covered": len(record.slices),
+                "volume_ml": record.volume_ml,
+                "seg_bytes": record.size,
+                "target_s": TARGET_SECONDS,
+                "load_average": os.getloadavg()[0],
+            }
+        )
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ directions are independent, so with an executor they run at once.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,9 @@ __all__ = [
     "SliceSource",
     "continues",
     "deepest_point",
+    "follow_slice",
+    "reach_px",
+    "reference_of",
     "is_click_algorithm",
     "propagate",
     "reseed",
@@ -261,8 +264,7 @@ def propagate(
     if not through:
         stopped = {"down": "one slice only", "up": "one slice only"}
         return Propagation(start, slice_count, shape, (first,), stopped)
-    pixel_mm = 1.0 if spacing is None else float(np.sqrt(float(spacing[0]) * float(spacing[1])))
-    reach = max(1, round(max_step_mm / pixel_mm))
+    reach = reach_px(spacing, max_step_mm)
 
     def walk(step: int) -> tuple[list[SliceResult], str]:
         return _walk(source, slice_count, first, step, algorithm, spacing, reach, on_slice)
@@ -279,6 +281,60 @@ def propagate(
     return Propagation(start, slice_count, shape, ordered, stopped)
 
 
+def reach_px(spacing: Sequence[float] | None, max_step_mm: float = MAX_STEP_MM) -> int:
+    """``max_step_mm`` in pixels of this spacing (pixels themselves without spacing)."""
+    pixel_mm = 1.0 if spacing is None else float(np.sqrt(float(spacing[0]) * float(spacing[1])))
+    return max(1, round(max_step_mm / pixel_mm))
+
+
+def reference_of(stats: Mapping[str, StatValue]) -> tuple[float, float] | None:
+    """The structure's (mean, SD) from a click algorithm's stats, if it has them."""
+    mean, sd = stats.get("mean"), stats.get("sd")
+    if isinstance(mean, float) and isinstance(sd, float):
+        return float(mean), float(sd)
+    return None
+
+
+def follow_slice(
+    algorithm: Algorithm,
+    clicked: Params,
+    previous: SliceResult,
+    index: int,
+    gray: NDArray[np.uint8],
+    values: NDArray[Any] | None,
+    *,
+    spacing: Sequence[float] | None,
+    reference: tuple[float, float] | None,
+    reach: int,
+) -> tuple[SliceResult | None, str | None, SegmentationResult]:
+    """Segment slice ``index`` seeded from its neighbour ``previous``.
+
+    Returns (the slice's result, None) when the structure continues there, or (None, why
+    not); and the algorithm's own result (for its overlay and stats). ``clicked`` are the
+    parameters of the first slice, ``reference`` its (mean, SD), ``reach`` how far (px) the
+    region may reach beyond ``previous``.
+    """
+    params = reseed(
+        algorithm,
+        clicked,
+        previous,
+        values=values,
+        reference=reference,
+        keep_tolerance=KEEP_TOLERANCE,
+    )
+    init = _contour_xy(previous) if isinstance(algorithm, EvolvingAlgorithm) else None
+    result = _segment(algorithm, params, gray, values, spacing, init)
+    if result.mask is None or not result.stats.get("found", False):
+        return None, "nothing found", result
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    near = cv2.dilate(previous.mask.view(np.uint8), kernel).view(bool)
+    mask = result.mask & near
+    reason = continues(mask, previous.mask)
+    if reason is not None:
+        return None, reason, result
+    return SliceResult(index, mask, params, result.stats), None, result
+
+
 def _walk(
     source: SliceSource,
     slice_count: int,
@@ -292,32 +348,23 @@ def _walk(
     """Slices from ``first`` in direction ``step`` until the structure ends; and why it did."""
     found: list[SliceResult] = []
     previous = first
-    mean, sd = first.stats.get("mean"), first.stats.get("sd")
-    reference = (
-        (float(mean), float(sd)) if isinstance(mean, float) and isinstance(sd, float) else None
-    )
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    reference = reference_of(first.stats)
     index = first.index + step
     while 0 <= index < slice_count:
         gray, values = source(index)
-        params = reseed(
+        current, reason, _ = follow_slice(
             algorithm,
             first.params,
             previous,
-            values=values,
+            index,
+            gray,
+            values,
+            spacing=spacing,
             reference=reference,
-            keep_tolerance=KEEP_TOLERANCE,
+            reach=reach,
         )
-        init = _contour_xy(previous) if isinstance(algorithm, EvolvingAlgorithm) else None
-        result = _segment(algorithm, params, gray, values, spacing, init)
-        if result.mask is None or not result.stats.get("found", False):
-            return found, f"nothing found on slice {index}"
-        near = cv2.dilate(previous.mask.view(np.uint8), kernel).view(bool)
-        mask = result.mask & near
-        reason = continues(mask, previous.mask)
-        if reason is not None:
+        if current is None:
             return found, f"{reason} on slice {index}"
-        current = SliceResult(index, mask, params, result.stats)
         found.append(current)
         if on_slice is not None:
             on_slice(current)

@@ -23,8 +23,17 @@ from numpy.typing import NDArray
 import segmentation
 from mediastream.dicom.display import DisplayFrame, Window
 from mediastream.dicom.library import Library
-from mediastream.streaming.state import StreamState
-from segmentation import EvolvingAlgorithm
+from mediastream.streaming.state import Follow, StreamState
+from segmentation import EvolvingAlgorithm, SegmentationResult
+from segmentation.base import base_overlay
+from segmentation.masks import draw_mask, mask_contour, mask_stats
+from segmentation.propagation import (
+    SliceResult,
+    follow_slice,
+    is_click_algorithm,
+    reach_px,
+    reference_of,
+)
 
 __all__ = ["RenderedFrame", "ResultCache", "Renderer"]
 
@@ -44,6 +53,8 @@ class RenderedFrame:
     timing_ms: dict[str, float]
     window: Window | None = None  # the window actually applied (the series default resolved)
     cached: bool = False
+    # Click algorithms: the region shown (what the next slice follows when tracking).
+    mask: NDArray[np.bool_] | None = None
 
     @property
     def width(self) -> int:
@@ -55,7 +66,7 @@ class RenderedFrame:
 
     @property
     def nbytes(self) -> int:
-        return int(self.i420.nbytes)
+        return int(self.i420.nbytes) + (0 if self.mask is None else int(self.mask.nbytes))
 
 
 class ResultCache:
@@ -142,7 +153,7 @@ class Renderer:
         window = None if state.window is None else (state.window.center, state.window.width)
         params = tuple(sorted(state.params_json.items()))
         frame = self.library.frame_key(state.series, state.index)
-        return (state.series, frame, window, state.algorithm, params)
+        return (state.series, frame, window, state.algorithm, params, state.follow_digest)
 
     def frame_count(self, series_uid: str) -> int:
         """How many frames the series has now (it grows while instances arrive)."""
@@ -176,6 +187,7 @@ class Renderer:
             stats=dict(result.stats),
             timing_ms=timing,
             window=display.window,
+            mask=result.mask if result.stats.get("found") else None,
         )
 
     def cached(self, state: StreamState) -> RenderedFrame | None:
@@ -193,15 +205,78 @@ class Renderer:
         display, kwargs, decode_ms = self._load(state)
         algorithm = segmentation.get_algorithm(state.algorithm)
         segment = time.perf_counter()
-        result = algorithm.segment(display.gray, state.params, **kwargs)
+        if state.follow is not None and is_click_algorithm(algorithm):
+            result = self._tracked(state, state.follow, display, kwargs)
+        else:
+            result = algorithm.segment(display.gray, state.params, **kwargs)
+            if state.track and is_click_algorithm(algorithm):
+                result = dataclasses.replace(
+                    result, stats={**result.stats, "tracked": False, "track_from": state.index}
+                )
         timing = {"decode": decode_ms, "segment": _ms(segment)}
         frame = self._frame(state, display, result, timing, start)
         self.cache.put(self.key(state), frame)
         return frame
 
+    def _tracked(
+        self, state: StreamState, follow: Follow, display: DisplayFrame, kwargs: dict[str, Any]
+    ) -> SegmentationResult:
+        """``track``: this slice seeded from the previous one's region (see propagation)."""
+        overlay = base_overlay(display.gray, kwargs["background"])
+        tracked: dict[str, Any] = {"tracked": True, "track_from": state.anchor}
+        if follow.mask is None:
+            reason = f"The tracked structure ended after slice {follow.ended}."
+            return SegmentationResult(overlay, {"found": False, "reason": reason, **tracked})
+        algorithm = segmentation.get_algorithm(state.algorithm)
+        values = self.library.frame_values(state.series, state.index)
+        modality = values if values.ndim == 2 else None
+        spacing = kwargs["spacing"]
+        previous = SliceResult(state.index - 1, follow.mask, follow.params, dict(follow.stats))
+        current, why, result = follow_slice(
+            algorithm,
+            state.params,
+            previous,
+            state.index,
+            display.gray,
+            modality,
+            spacing=spacing,
+            reference=reference_of(follow.reference),
+            reach=reach_px(spacing),
+        )
+        if current is None:
+            reason = f"The tracked structure ends here: {why}."
+            return SegmentationResult(
+                overlay, {**result.stats, **tracked, "found": False, "reason": reason}, mask=None
+            )
+        draw_mask(overlay, current.mask)
+        measured = modality if modality is not None else display.gray.astype(np.float32)
+        stats = mask_stats(current.mask, measured.astype(np.float32), spacing, None)
+        stats.update(tracked)
+        stats["seed_x"], stats["seed_y"] = (
+            current.params.to_json()["x"],
+            current.params.to_json()["y"],
+        )
+        if "tolerance" in result.stats:
+            stats["tolerance"] = result.stats["tolerance"]
+        return SegmentationResult(overlay, stats, mask_contour(current.mask), "final", current.mask)
+
+    def next_state(self, state: StreamState, shown: RenderedFrame | None) -> StreamState:
+        """The state after the play clock moves on; tracking, it follows the region shown."""
+        if not state.track or shown is None or shown.index != state.index:
+            return state.advanced()
+        if shown.mask is None or not shown.stats.get("found"):
+            ended = state.follow.ended if state.follow is not None else None
+            lost = Follow(None, {}, state.params, ended=state.index if ended is None else ended)
+            return state.advanced(lost)
+        anchor_stats = shown.stats if state.follow is None else state.follow.reference
+        follow = Follow(shown.mask, shown.stats, state.params, reference=dict(anchor_stats))
+        return state.advanced(follow)
+
     def evolves(self, state: StreamState) -> bool:
         """Whether `state` has an evolution worth showing (not cached yet, evolving algorithm)."""
         algorithm = segmentation.get_algorithm(state.algorithm)
+        if state.follow is not None:
+            return False  # a tracked slice is segmented at once, seeded from the one before
         return isinstance(algorithm, EvolvingAlgorithm) and self.cache.get(self.key(state)) is None
 
     def preview(self, state: StreamState) -> RenderedFrame:
