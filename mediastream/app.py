@@ -133,7 +133,9 @@ async def streaming_ctx(app: web.Application) -> AsyncIterator[None]:
     executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="render")
     app[STREAMING] = StreamingContext(
         library=app[LIBRARY],
-        renderer=Renderer(app[LIBRARY], ResultCache(settings.result_cache_bytes)),
+        renderer=Renderer(
+            app[LIBRARY], ResultCache(settings.result_cache_bytes), app[SEGMENTATIONS]
+        ),
         executor=executor,
         rtc_configuration=rtc_configuration(settings.ice_servers),
         max_fps=settings.max_fps,

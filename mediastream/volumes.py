@@ -25,7 +25,7 @@ from segmentation.params import Params
 from segmentation.propagation import Propagation, SliceResult, SliceSource, propagate
 from segmentation.volume import measure_volume, slab_thicknesses
 
-__all__ = ["SegmentationRequest", "Unsupported", "load_volume_mask", "segment_series"]
+__all__ = ["SegmentationRequest", "Unsupported", "segment_series"]
 
 
 class Unsupported(ValueError):
@@ -156,25 +156,3 @@ def _values_of(library: Library, series_uid: str, result: Propagation) -> list[A
     if any(values[s.index] is None for s in result.slices):
         return None  # colour: no modality values
     return values
-
-
-def load_volume_mask(
-    library: Library, store: SegStore, record: StoredSegmentation
-) -> dict[str, NDArray[np.bool_]]:
-    """The stored SEG's mask per source SOP Instance UID (frames that hold the segment)."""
-    import highdicom as hd
-
-    seg = hd.seg.segread(store.file(record))
-    masks: dict[str, NDArray[np.bool_]] = {}
-    uids = [uid for _, _, uid in seg.get_source_image_uids()]
-    for uid in uids:
-        try:
-            pixels = seg.get_pixels_by_source_instance(
-                source_sop_instance_uids=[uid], segment_numbers=[1]
-            )
-        except (ValueError, KeyError):
-            continue
-        frame = pixels[0, ..., 0].astype(bool)
-        if frame.any():
-            masks[uid] = frame
-    return masks

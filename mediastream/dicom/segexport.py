@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import highdicom as hd
 import numpy as np
@@ -24,7 +25,7 @@ from pydicom.sr.coding import Code
 
 from mediastream import __version__
 
-__all__ = ["SegmentCodes", "build_segmentation", "codes_for_label"]
+__all__ = ["SegmentCodes", "build_segmentation", "codes_for_label", "read_seg_masks"]
 
 MANUFACTURER = "mediastream"
 
@@ -193,3 +194,24 @@ def _content_label(label: str) -> str:
     """A Content Label (CS: upper case, digits, space and underscore, 16 characters)."""
     text = re.sub(r"[^A-Z0-9_ ]", "_", label.upper())[:16].strip()
     return text or "SEGMENTATION"
+
+
+def read_seg_masks(path: Path) -> dict[str, NDArray[np.bool_]]:
+    """A SEG file's masks by source SOP Instance UID (segments merged; non-empty only).
+
+    Read with highdicom, so any SEG referencing single-frame sources works, uploaded ones too.
+    """
+    seg = hd.seg.segread(path)
+    masks: dict[str, NDArray[np.bool_]] = {}
+    numbers = list(seg.get_segment_numbers())
+    for _, _, sop_uid in seg.get_source_image_uids():
+        try:
+            pixels = seg.get_pixels_by_source_instance(
+                source_sop_instance_uids=[sop_uid], segment_numbers=numbers
+            )
+        except (ValueError, KeyError, AttributeError):
+            continue  # referenced but not segmented, or a geometry highdicom cannot map
+        mask = np.asarray(np.any(pixels[0] != 0, axis=-1), dtype=bool)
+        if mask.any():
+            masks[str(sop_uid)] = mask
+    return masks

@@ -23,6 +23,8 @@ from numpy.typing import NDArray
 import segmentation
 from mediastream.dicom.display import DisplayFrame, Window
 from mediastream.dicom.library import Library
+from mediastream.dicom.segexport import read_seg_masks
+from mediastream.dicom.segstore import SegStore, StoredSegmentation
 from mediastream.streaming.state import Follow, StreamState
 from segmentation import EvolvingAlgorithm, SegmentationResult
 from segmentation.base import base_overlay
@@ -38,6 +40,7 @@ from segmentation.propagation import (
 __all__ = ["RenderedFrame", "ResultCache", "Renderer"]
 
 RenderKey = tuple[Hashable, ...]
+SAVED_MASKS_KEPT = 4  # saved segmentations whose masks stay in memory while shown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,16 +147,32 @@ def _ms(start: float) -> float:
 class Renderer:
     """Renders stream states to pictures, through the library and the shared result cache."""
 
-    def __init__(self, library: Library, cache: ResultCache) -> None:
+    def __init__(
+        self, library: Library, cache: ResultCache, segmentations: SegStore | None = None
+    ) -> None:
         self.library = library
         self.cache = cache
+        self.segmentations = segmentations
+        # Saved segmentations being shown, read once: (seg_uid, stored_ns) -> masks by SOP UID.
+        self._saved_masks: OrderedDict[tuple[str, int], dict[str, NDArray[np.bool_]]] = (
+            OrderedDict()
+        )
+        self._saved_lock = threading.Lock()
 
     def key(self, state: StreamState) -> RenderKey:
         """What determines the picture of `state`; raises SeriesNotFound or FrameNotFound."""
         window = None if state.window is None else (state.window.center, state.window.width)
         params = tuple(sorted(state.params_json.items()))
         frame = self.library.frame_key(state.series, state.index)
-        return (state.series, frame, window, state.algorithm, params, state.follow_digest)
+        return (
+            state.series,
+            frame,
+            window,
+            state.algorithm,
+            params,
+            state.follow_digest,
+            state.seg,
+        )
 
     def frame_count(self, series_uid: str) -> int:
         """How many frames the series has now (it grows while instances arrive)."""
@@ -205,7 +224,9 @@ class Renderer:
         display, kwargs, decode_ms = self._load(state)
         algorithm = segmentation.get_algorithm(state.algorithm)
         segment = time.perf_counter()
-        if state.follow is not None and is_click_algorithm(algorithm):
+        if state.seg is not None:
+            result = self._saved(state, state.seg, display, kwargs)
+        elif state.follow is not None and is_click_algorithm(algorithm):
             result = self._tracked(state, state.follow, display, kwargs)
         else:
             result = algorithm.segment(display.gray, state.params, **kwargs)
@@ -260,6 +281,41 @@ class Renderer:
             stats["tolerance"] = result.stats["tolerance"]
         return SegmentationResult(overlay, stats, mask_contour(current.mask), "final", current.mask)
 
+    def _saved(
+        self, state: StreamState, seg_uid: str, display: DisplayFrame, kwargs: dict[str, Any]
+    ) -> SegmentationResult:
+        """``seg``: this slice's outline from a saved 3-D segmentation (its SEG file)."""
+        if self.segmentations is None:
+            raise ValueError("this server keeps no segmentations")
+        record = self.segmentations.get(state.series, seg_uid)
+        sop = self.library.frame_key(state.series, state.index)[0]
+        mask = self._masks(record).get(sop)
+        overlay = base_overlay(display.gray, kwargs["background"])
+        saved = {"seg": seg_uid, "label": record.label}
+        if mask is None or mask.shape != display.gray.shape:
+            reason = f"{record.label} does not reach this slice."
+            return SegmentationResult(overlay, {"found": False, "reason": reason, **saved})
+        draw_mask(overlay, mask)
+        values = self.library.frame_values(state.series, state.index)
+        measured = values if values.ndim == 2 else display.gray
+        stats = mask_stats(mask, measured.astype(np.float32), kwargs["spacing"], None)
+        return SegmentationResult(overlay, {**stats, **saved}, mask_contour(mask), "final", mask)
+
+    def _masks(self, record: StoredSegmentation) -> dict[str, NDArray[np.bool_]]:
+        key = (record.seg_uid, record.stored_ns)
+        with self._saved_lock:
+            masks = self._saved_masks.get(key)
+            if masks is not None:
+                self._saved_masks.move_to_end(key)
+                return masks
+        assert self.segmentations is not None
+        masks = read_seg_masks(self.segmentations.file(record))
+        with self._saved_lock:
+            self._saved_masks[key] = masks
+            while len(self._saved_masks) > SAVED_MASKS_KEPT:
+                self._saved_masks.popitem(last=False)
+        return masks
+
     def next_state(self, state: StreamState, shown: RenderedFrame | None) -> StreamState:
         """The state after the play clock moves on; tracking, it follows the region shown."""
         if not state.track or shown is None or shown.index != state.index:
@@ -275,8 +331,8 @@ class Renderer:
     def evolves(self, state: StreamState) -> bool:
         """Whether `state` has an evolution worth showing (not cached yet, evolving algorithm)."""
         algorithm = segmentation.get_algorithm(state.algorithm)
-        if state.follow is not None:
-            return False  # a tracked slice is segmented at once, seeded from the one before
+        if state.follow is not None or state.seg is not None:
+            return False  # tracked slices, saved outlines: shown at once
         return isinstance(algorithm, EvolvingAlgorithm) and self.cache.get(self.key(state)) is None
 
     def preview(self, state: StreamState) -> RenderedFrame:

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 import segmentation
 from mediastream.dicom.display import Window
 from mediastream.dicom.errors import SeriesNotFound
+from mediastream.dicom.ingest import is_safe_uid
 from mediastream.dicom.library import SeriesInfo
 
 __all__ = [
@@ -44,6 +45,7 @@ STATE_FIELDS = (
     "playing",
     "index",
     "track",
+    "seg",
 )
 # Changes that restart tracking from the client's click on the current slice.
 _TRACK_RESTARTS = ("series", "algorithm", "params", "index", "track")
@@ -107,6 +109,7 @@ class StreamState:
     playing: bool = True
     index: int = 0
     track: bool = False
+    seg: str | None = None  # a stored segmentation of the series to outline instead
     # Tracking (``track``): the slice the click was made on, and what this slice follows
     # (None: segment with ``params`` as clicked). Not client fields: the player sets them.
     anchor: int = 0
@@ -136,6 +139,7 @@ class StreamState:
             "index": self.index,
             "count": self.frame_count,
             "track": self.track,
+            "seg": self.seg,
         }
 
     @property
@@ -293,6 +297,15 @@ def apply_update(
                 f"index must be a whole number from 0 to {count - 1}, got {value!r}.",
             )
         updates["index"] = value
+    if "shape" in updates:
+        updates["seg"] = None  # another series: its own segmentations
+    if "seg" in changes:
+        seg = changes["seg"]
+        if seg is not None and not (isinstance(seg, str) and is_safe_uid(seg)):
+            raise InvalidUpdate(
+                "invalid_update", "seg must be the seg_uid of a stored segmentation, or null."
+            )
+        updates["seg"] = seg
     if "track" in changes:
         if not isinstance(changes["track"], bool):
             raise InvalidUpdate("invalid_update", "track must be true or false.")

@@ -53,6 +53,7 @@ def test_initial_state_is_the_latest_series_plain_and_playing() -> None:
         "index": 0,
         "count": 3,
         "track": False,
+        "seg": None,
     }
     with pytest.raises(InvalidUpdate) as empty:
         initial_state(Lookup(), None)
