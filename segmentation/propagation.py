@@ -49,6 +49,8 @@ __all__ = [
     "is_click_algorithm",
     "propagate",
     "reseed",
+    "seed_point",
+    "similar_share",
 ]
 
 #: At least this fraction of the new region (or of the previous one, whichever is smaller)
@@ -128,6 +130,27 @@ def deepest_point(mask: NDArray[np.bool_]) -> tuple[int, int]:
     return int(row), int(col)
 
 
+def _similar(
+    previous: NDArray[np.bool_], values: NDArray[Any], reference: tuple[float, float]
+) -> NDArray[np.bool_]:
+    mean, sd = reference
+    smooth = cv2.GaussianBlur(np.asarray(values, dtype=np.float32), (3, 3), 0)
+    return np.asarray(previous & (np.abs(smooth - mean) <= SEED_K * max(sd, 1e-3)))
+
+
+def similar_share(
+    previous: NDArray[np.bool_], values: NDArray[Any] | None, reference: tuple[float, float] | None
+) -> float | None:
+    """The share of ``previous`` whose values here lie within ``SEED_K`` SD of ``reference``.
+
+    Below ``SEED_MIN_SHARE`` the structure is no longer under the previous region (None:
+    unknown, without values or a reference).
+    """
+    if values is None or reference is None or not previous.any():
+        return None
+    return np.count_nonzero(_similar(previous, values, reference)) / np.count_nonzero(previous)
+
+
 def seed_point(
     previous: NDArray[np.bool_],
     values: NDArray[Any] | None,
@@ -141,9 +164,7 @@ def seed_point(
     Without values, or when too few pixels qualify, the deepest point of ``previous``.
     """
     if values is not None and reference is not None:
-        mean, sd = reference
-        smooth = cv2.GaussianBlur(np.asarray(values, dtype=np.float32), (3, 3), 0)
-        similar = previous & (np.abs(smooth - mean) <= SEED_K * max(sd, 1e-3))
+        similar = _similar(previous, values, reference)
         if np.count_nonzero(similar) >= SEED_MIN_SHARE * np.count_nonzero(previous):
             return deepest_point(similar)
     return deepest_point(previous)
@@ -306,14 +327,18 @@ def follow_slice(
     spacing: Sequence[float] | None,
     reference: tuple[float, float] | None,
     reach: int,
-) -> tuple[SliceResult | None, str | None, SegmentationResult]:
+) -> tuple[SliceResult | None, str | None, SegmentationResult | None]:
     """Segment slice ``index`` seeded from its neighbour ``previous``.
 
     Returns (the slice's result, None) when the structure continues there, or (None, why
-    not); and the algorithm's own result (for its overlay and stats). ``clicked`` are the
-    parameters of the first slice, ``reference`` its (mean, SD), ``reach`` how far (px) the
-    region may reach beyond ``previous``.
+    not); and the algorithm's own result (for its overlay and stats; None when the values
+    under ``previous`` already show the structure has ended, and nothing was segmented).
+    ``clicked`` are the parameters of the first slice, ``reference`` its (mean, SD),
+    ``reach`` how far (px) the region may reach beyond ``previous``.
     """
+    share = similar_share(previous.mask, values, reference)
+    if share is not None and share < SEED_MIN_SHARE:
+        return None, "no values like the structure's under the previous region", None
     params = reseed(
         algorithm,
         clicked,

@@ -170,6 +170,7 @@ class Renderer:
             window,
             state.algorithm,
             params,
+            state.track,
             state.follow_digest,
             state.seg,
         )
@@ -246,11 +247,12 @@ class Renderer:
         overlay = base_overlay(display.gray, kwargs["background"])
         tracked: dict[str, Any] = {"tracked": True, "track_from": state.anchor}
         if follow.mask is None:
-            reason = f"The tracked structure ended after slice {follow.ended}."
+            reason = f"The tracked structure ended on slice {follow.ended}."
             return SegmentationResult(overlay, {"found": False, "reason": reason, **tracked})
         algorithm = segmentation.get_algorithm(state.algorithm)
-        values = self.library.frame_values(state.series, state.index)
-        modality = values if values.ndim == 2 else None
+        # The stream segments the display image (see `final`); tracked slices too, so their
+        # tolerance and statistics are in the same units as the clicked slice's.
+        modality = display.gray.astype(np.float32)
         spacing = kwargs["spacing"]
         previous = SliceResult(state.index - 1, follow.mask, follow.params, dict(follow.stats))
         current, why, result = follow_slice(
@@ -266,18 +268,19 @@ class Renderer:
         )
         if current is None:
             reason = f"The tracked structure ends here: {why}."
+            if result is None:
+                return SegmentationResult(overlay, {"found": False, "reason": reason, **tracked})
             return SegmentationResult(
                 overlay, {**result.stats, **tracked, "found": False, "reason": reason}, mask=None
             )
         draw_mask(overlay, current.mask)
-        measured = modality if modality is not None else display.gray.astype(np.float32)
-        stats = mask_stats(current.mask, measured.astype(np.float32), spacing, None)
+        stats = mask_stats(current.mask, modality, spacing, None)
         stats.update(tracked)
         stats["seed_x"], stats["seed_y"] = (
             current.params.to_json()["x"],
             current.params.to_json()["y"],
         )
-        if "tolerance" in result.stats:
+        if result is not None and "tolerance" in result.stats:
             stats["tolerance"] = result.stats["tolerance"]
         return SegmentationResult(overlay, stats, mask_contour(current.mask), "final", current.mask)
 
