@@ -13,8 +13,11 @@ seeded from the slice before it (:func:`reseed`):
 
 A neighbour's region is then kept within ``max_step_mm`` of the previous one (organs change
 shape slowly from slice to slice; what appears further away is a neighbour the region leaked
-into), and the walk stops where the structure ends (:func:`continues`): nothing found, too
-little of the new region over the previous one, or an area that collapses or explodes.
+into); when the grown region was much larger than that (``LEAKED_RATIO``: it ran on into a
+neighbour), within ``CREEP_MM`` only, or it would creep a step further into the neighbour on
+every slice. The walk stops where the structure ends (:func:`continues`): no values like the
+structure's left under the previous region, nothing found, too little of the new region over
+the previous one, or an area that collapses or explodes.
 
 Pure: the slices come from a callable, and work may go to a caller's executor. The two
 directions are independent, so with an executor they run at once.
@@ -63,6 +66,10 @@ MAX_AREA_RATIO = 3.0
 #: How far (mm) a region's border may move from one slice to the next.
 MAX_STEP_MM = 6.0
 KEEP_TOLERANCE = True
+#: A region this many times larger than its part near the previous slice's has leaked into
+#: a neighbour: then it may reach only ``CREEP_MM`` beyond the previous region.
+LEAKED_RATIO = 1.2
+CREEP_MM = 1.0
 #: Seed on pixels within this many SD of the structure's mean ...
 SEED_K = 1.0
 #: ... when at least this share of the previous region qualifies.
@@ -354,6 +361,12 @@ def follow_slice(
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near = cv2.dilate(previous.mask.view(np.uint8), kernel).view(bool)
     mask = result.mask & near
+    if LEAKED_RATIO > 0 and np.count_nonzero(result.mask) > LEAKED_RATIO * np.count_nonzero(mask):
+        # The region ran on into a neighbour: keep it close to the previous slice's, or it
+        # creeps a step further into that neighbour on every slice.
+        close = max(1, round(reach * CREEP_MM / MAX_STEP_MM))
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * close + 1, 2 * close + 1))
+        mask = mask & cv2.dilate(previous.mask.view(np.uint8), disc).view(bool)
     reason = continues(mask, previous.mask)
     if reason is not None:
         return None, reason, result
