@@ -37,6 +37,7 @@ from mediastream.streaming.render import Renderer, ResultCache
 from mediastream.streaming.rest import post_snakes, post_watershed, stop_rest_streams
 from mediastream.streaming.session import StreamingContext
 from mediastream.streaming.signalling import websocket_handler
+from mediastream.volumes import lower_thread_priority
 from mediastream.web.docs import openapi_json, redoc_page, swagger_ui_page
 from mediastream.web.errors import error_middleware, missing_static_files
 from mediastream.web.images import delete_all_images, delete_series, get_frame_png, list_images
@@ -103,7 +104,9 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     # checking; the pool is then replaced.
     app[INSPECTORS] = Batcher(inspectors(), slots=workers, restart=inspectors)
     app[UPLOAD_THREADS] = Batcher(executor, slots=2)
-    propagation = ThreadPoolExecutor(max_workers=2, thread_name_prefix="propagation")
+    propagation = ThreadPoolExecutor(
+        max_workers=2, thread_name_prefix="propagation", initializer=lower_thread_priority
+    )
     app[PROPAGATION] = propagation
     # Start the worker now (about half a second the first time), not on the first upload.
     await app[INSPECTORS].call(os.getpid)

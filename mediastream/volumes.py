@@ -8,6 +8,8 @@ layer runs it in executors.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -25,7 +27,28 @@ from segmentation.params import Params
 from segmentation.propagation import Propagation, SliceResult, SliceSource, propagate
 from segmentation.volume import measure_volume, slab_thicknesses
 
-__all__ = ["SegmentationRequest", "Unsupported", "segment_series"]
+__all__ = [
+    "PROPAGATION_NICE",
+    "SegmentationRequest",
+    "Unsupported",
+    "lower_thread_priority",
+    "segment_series",
+]
+
+#: How much lower than the render workers the propagation threads are scheduled (Linux nice
+#: steps): a 3-D propagation is background work, and running streams keep their frame rate.
+PROPAGATION_NICE = 10
+
+
+def lower_thread_priority() -> None:
+    """Executor initializer: lower the calling thread's scheduling priority (Linux, per thread).
+
+    Where threads cannot be given their own priority this does nothing.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PROPAGATION_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 class Unsupported(ValueError):

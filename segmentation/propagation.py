@@ -255,7 +255,8 @@ def propagate(
     max_step_mm : float
         How far a region may reach beyond the previous slice's (pixels without ``spacing``).
     executor : Executor, optional
-        Runs the two directions at once; without it they run in the calling thread.
+        Runs the two directions (at once, given two workers); without it they run in the
+        calling thread. It must not be the executor running this call (it waits for them).
     on_slice : callable, optional
         Called with each slice's result as it is found (progress), from the working thread.
 
@@ -301,9 +302,9 @@ def propagate(
         down, down_reason = walk(-1)
         up, up_reason = walk(+1)
     else:
-        down_future = executor.submit(walk, -1)
-        up, up_reason = walk(+1)
+        down_future, up_future = executor.submit(walk, -1), executor.submit(walk, +1)
         down, down_reason = down_future.result()
+        up, up_reason = up_future.result()
     stopped = {"down": down_reason, "up": up_reason}
     ordered = (*reversed(down), first, *up)
     return Propagation(start, slice_count, shape, ordered, stopped)

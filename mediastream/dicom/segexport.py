@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import highdicom as hd
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
@@ -102,7 +101,7 @@ def build_segmentation(
     algorithm: str,
     params: Mapping[str, int | float],
     series_number: int = 900,
-) -> hd.seg.Segmentation:
+) -> Dataset:
     """The DICOM SEG of ``mask`` over ``sources`` (single-frame images, in mask order).
 
     Parameters
@@ -126,6 +125,8 @@ def build_segmentation(
         raise ValueError(f"mask must have one slice per source image ({len(sources)})")
     if not mask.any():
         raise ValueError("mask is empty: there is nothing to store")
+    import highdicom as hd  # here, not at start-up: it costs a tenth of a second to import
+
     if not 1 <= len(label) <= 64:
         raise ValueError(f"label must be 1 to 64 characters, got {len(label)}")
     segment_codes = codes_for_label(label)
@@ -201,6 +202,8 @@ def read_seg_masks(path: Path) -> dict[str, NDArray[np.bool_]]:
 
     Read with highdicom, so any SEG referencing single-frame sources works, uploaded ones too.
     """
+    import highdicom as hd
+
     seg = hd.seg.segread(path)
     masks: dict[str, NDArray[np.bool_]] = {}
     numbers = list(seg.get_segment_numbers())
