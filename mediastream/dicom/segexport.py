@@ -86,7 +86,10 @@ def codes_for_label(label: str) -> SegmentCodes:
     """The coded category and type a label names ("Liver", "kidney_left", "IVC", "tumour")."""
     words = " ".join(re.split(r"[\s_\-]+", label.lower())).strip()
     singular = _PLURAL.sub("", words)
-    for phrase in sorted(_STRUCTURES, key=len, reverse=True):
+    # A finding names what it is in ("brain tumour"): abnormal structures first, then the
+    # longest phrase ("inferior vena cava" before a shorter one it contains).
+    order = sorted(_STRUCTURES, key=lambda p: (_STRUCTURES[p].category != _ABNORMAL, -len(p)))
+    for phrase in order:
         pattern = rf"\b{re.escape(phrase)}\b"
         if re.search(pattern, words) or re.search(pattern, singular):
             return _STRUCTURES[phrase]
