@@ -21,10 +21,13 @@ from mediastream.dicom.demo import install_demo
 from mediastream.dicom.ingest import Limits
 from mediastream.dicom.library import Library, init_inspector_process
 from mediastream.dicom.pacs import PacsLibrary
+from mediastream.dicom.segstore import SegStore
 from mediastream.keys import (
     EXECUTOR,
     INSPECTORS,
     LIBRARY,
+    PROPAGATION,
+    SEGMENTATIONS,
     SETTINGS,
     STREAMING,
     UPLOAD_THREADS,
@@ -36,10 +39,17 @@ from mediastream.streaming.render import Renderer, ResultCache
 from mediastream.streaming.rest import post_snakes, post_watershed, stop_rest_streams
 from mediastream.streaming.session import StreamingContext
 from mediastream.streaming.signalling import websocket_handler
+from mediastream.volumes import lower_thread_priority
 from mediastream.web.docs import openapi_json, redoc_page, swagger_ui_page
 from mediastream.web.errors import error_middleware, missing_static_files
 from mediastream.web.images import delete_all_images, delete_series, get_frame_png, list_images
 from mediastream.web.security import auth_middleware
+from mediastream.web.segmentations import (
+    delete_segmentation,
+    get_segmentation_file,
+    list_segmentations,
+    post_segmentation,
+)
 from mediastream.web.upload import post_images
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -96,11 +106,16 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     # checking; the pool is then replaced.
     app[INSPECTORS] = Batcher(inspectors(), slots=workers, restart=inspectors)
     app[UPLOAD_THREADS] = Batcher(executor, slots=2)
+    propagation = ThreadPoolExecutor(
+        max_workers=2, thread_name_prefix="propagation", initializer=lower_thread_priority
+    )
+    app[PROPAGATION] = propagation
     # Start the worker now (about half a second the first time), not on the first upload.
     await app[INSPECTORS].call(os.getpid)
     yield
     app[INSPECTORS].executor.shutdown(wait=True, cancel_futures=True)
     executor.shutdown(wait=True, cancel_futures=True)
+    propagation.shutdown(wait=True, cancel_futures=True)
 
 
 async def library_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -113,6 +128,7 @@ async def library_ctx(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     try:
         await loop.run_in_executor(app[EXECUTOR], library.load)
+        await loop.run_in_executor(app[EXECUTOR], app[SEGMENTATIONS].load)
         if settings.demo and isinstance(library, Library) and library.is_empty():
             log.info("library is empty: generating the demo phantom series")
             await loop.run_in_executor(app[EXECUTOR], install_demo, library)
@@ -128,7 +144,9 @@ async def streaming_ctx(app: web.Application) -> AsyncIterator[None]:
     executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="render")
     app[STREAMING] = StreamingContext(
         library=app[LIBRARY],
-        renderer=Renderer(app[LIBRARY], ResultCache(settings.result_cache_bytes)),
+        renderer=Renderer(
+            app[LIBRARY], ResultCache(settings.result_cache_bytes), app[SEGMENTATIONS]
+        ),
         executor=executor,
         rtc_configuration=rtc_configuration(settings.ice_servers),
         max_fps=settings.max_fps,
@@ -198,6 +216,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     limits = Limits(max_frame_pixels=settings.max_frame_pixels, max_frames=settings.max_frames)
     app[LIBRARY] = _library(settings, limits)
+    app[SEGMENTATIONS] = SegStore(Path(settings.uploads), fsync=settings.fsync)
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.extend([executor_ctx, library_ctx, streaming_ctx])
     app.on_shutdown.append(close_sessions)
@@ -216,6 +235,14 @@ def create_app(settings: Settings) -> web.Application:
             web.delete("/images", delete_all_images),
             web.delete("/images/{series_uid}", delete_series),
             web.get(r"/images/{series_uid}/frames/{index:\d+}.png", get_frame_png),
+            web.post("/images/{series_uid}/segmentations", post_segmentation),
+            web.get("/images/{series_uid}/segmentations", list_segmentations),
+            web.get(
+                r"/images/{series_uid}/segmentations/{seg_uid:[0-9.]+}.dcm", get_segmentation_file
+            ),
+            web.delete(
+                r"/images/{series_uid}/segmentations/{seg_uid:[0-9.]+}", delete_segmentation
+            ),
             web.get("/ws", websocket_handler),
             # The older service's streaming endpoints, kept for its clients.
             web.post("/watershed", post_watershed),

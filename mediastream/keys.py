@@ -8,6 +8,7 @@ from aiohttp import web
 
 from mediastream.batching import Batcher
 from mediastream.dicom.backend import ImageStore
+from mediastream.dicom.segstore import SegStore
 from mediastream.settings import Settings
 from mediastream.streaming.session import StreamingContext
 
@@ -15,6 +16,8 @@ __all__ = [
     "EXECUTOR",
     "INSPECTORS",
     "LIBRARY",
+    "PROPAGATION",
+    "SEGMENTATIONS",
     "SETTINGS",
     "STREAMING",
     "UPLOAD_THREADS",
@@ -27,6 +30,11 @@ LIBRARY: web.AppKey[ImageStore] = web.AppKey("library")
 # Blocking library work (header parsing, decoding, PNG encoding, file writes) runs here,
 # never on the event loop.
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+# Stored DICOM SEG objects (made here or uploaded), beside the library.
+SEGMENTATIONS = web.AppKey("segmentations", SegStore)
+# The second direction of a 3-D propagation (the first runs in EXECUTOR): its own threads,
+# so a propagation never waits for, nor occupies, the render workers.
+PROPAGATION = web.AppKey("propagation", ThreadPoolExecutor)
 # Uploads: file writes and commits batched onto the library threads; validation (CPU-bound
 # DICOM parsing) batched onto worker processes, so it never holds the event loop's GIL.
 UPLOAD_THREADS = web.AppKey("upload_threads", Batcher)

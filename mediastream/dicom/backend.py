@@ -25,7 +25,7 @@ from mediastream.dicom.cache import FrameKey
 from mediastream.dicom.display import DisplayFrame, Window
 from mediastream.dicom.ingest import Limits
 from mediastream.dicom.library import IngestOutcome, Inspection
-from mediastream.dicom.series import SeriesInfo
+from mediastream.dicom.series import InstanceRecord, SeriesInfo
 
 __all__ = ["ImageStore"]
 
@@ -70,6 +70,17 @@ class ImageStore(Protocol):
 
     def frame_values(self, series_uid: str, index: int) -> NDArray[np.generic]:
         """Frame `index` after the modality LUT."""
+
+    def instances(self, series_uid: str) -> tuple[InstanceRecord, ...]:
+        """A series' instances in display order (their headers hold the geometry)."""
+
+    def instance_file(self, series_uid: str, record: InstanceRecord) -> Path:
+        """A local file holding the instance `record` (a PACS retrieves it first)."""
+
+    def keep_derived(self, path: Path, sop_instance_uid: str) -> None:
+        """Keep a derived object (an exported DICOM SEG) where the images are kept: the folder
+        has it already beside them; a PACS receives it (STOW-RS). Raises LibraryUnavailable,
+        or IngestRejected with the PACS's reason."""
 
     # -- writing ----------------------------------------------------------------------------
 

@@ -349,6 +349,21 @@ class Library:
         with self._lock:
             return self._view(series_uid).info()
 
+    def instances(self, series_uid: str) -> tuple[InstanceRecord, ...]:
+        """A series' stored instances in display order (their headers hold the geometry).
+
+        ``root / record.path`` is each instance's file. Raises SeriesNotFound.
+        """
+        with self._lock:
+            return self._view(series_uid).instances
+
+    def instance_file(self, series_uid: str, record: InstanceRecord) -> Path:
+        """The stored file of `record` (one of `instances(series_uid)`)."""
+        return self.root / record.path
+
+    def keep_derived(self, path: Path, sop_instance_uid: str) -> None:
+        """Nothing to do: a derived object stored beside the library is kept with it."""
+
     def latest_series_uid(self) -> str | None:
         """The series that most recently received a stored instance, None when empty."""
         with self._lock:

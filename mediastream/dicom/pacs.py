@@ -52,6 +52,7 @@ from mediastream.dicom.errors import (
     DeleteNotAllowed,
     FrameDecodeError,
     FrameNotFound,
+    IngestRejected,
     LibraryUnavailable,
     SeriesNotFound,
 )
@@ -256,6 +257,26 @@ class PacsLibrary:
 
     def frame_values(self, series_uid: str, index: int) -> NDArray[np.generic]:
         return self._prepared(series_uid, index).pixels
+
+    def instances(self, series_uid: str) -> tuple[InstanceRecord, ...]:
+        return self._index.entry(series_uid).view.instances
+
+    def instance_file(self, series_uid: str, record: InstanceRecord) -> Path:
+        """The instance in the local cache, retrieved from the PACS first if need be."""
+        return self._instance_file(series_uid, record, then_prefetch=-1)
+
+    def keep_derived(self, path: Path, sop_instance_uid: str) -> None:
+        """Send a derived object (an exported DICOM SEG) to the PACS with STOW-RS."""
+        try:
+            result = self._client.call(
+                self._client.store_instance(path.read_bytes(), sop_instance_uid)
+            )
+        except PacsUnavailable as exc:
+            raise self._down(str(exc)) from None
+        except PacsRefused as exc:
+            raise IngestRejected(f"the PACS refused it: {exc}") from None
+        if not result.stored:
+            raise IngestRejected(result.reason or "the PACS refused it")
 
     def _locate(self, series_uid: str, index: int) -> tuple[InstanceRecord, int]:
         view = self._index.entry(series_uid).view

@@ -127,7 +127,7 @@ class Player:
                 clock = (state.playing, state.image_delay)
                 tick = loop.time() + state.image_delay if state.playing else None
             if state.playing:
-                self._start_prefetch(state.advanced())
+                self._start_prefetch(self._renderer.next_state(state, self._shown()))
 
             advance = await self._idle(tick)
             if advance and tick is not None:
@@ -136,7 +136,11 @@ class Player:
                 # Never skip a slice the viewer has not been sent — but a client change does not
                 # wait for it: it is rendered at once and replaces the unsent picture.
                 if await self._until_taken(generation):
-                    self._state = self._state.advanced()
+                    self._state = self._renderer.next_state(self._state, self._shown())
+
+    def _shown(self) -> RenderedFrame | None:
+        """The last picture put out (tracking follows its region)."""
+        return None if self._last is None else self._last.frame
 
     def follow_series(self) -> None:
         """Take in a change of the series' length: instances may arrive while it streams."""

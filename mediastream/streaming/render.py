@@ -23,12 +23,24 @@ from numpy.typing import NDArray
 import segmentation
 from mediastream.dicom.backend import ImageStore
 from mediastream.dicom.display import DisplayFrame, Window
-from mediastream.streaming.state import StreamState
-from segmentation import EvolvingAlgorithm
+from mediastream.dicom.segexport import read_seg_masks
+from mediastream.dicom.segstore import SegStore, StoredSegmentation
+from mediastream.streaming.state import Follow, StreamState
+from segmentation import EvolvingAlgorithm, SegmentationResult
+from segmentation.base import base_overlay
+from segmentation.masks import draw_mask, mask_contour, mask_stats
+from segmentation.propagation import (
+    SliceResult,
+    follow_slice,
+    is_click_algorithm,
+    reach_px,
+    reference_of,
+)
 
 __all__ = ["RenderedFrame", "ResultCache", "Renderer"]
 
 RenderKey = tuple[Hashable, ...]
+SAVED_MASKS_KEPT = 4  # saved segmentations whose masks stay in memory while shown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +56,8 @@ class RenderedFrame:
     timing_ms: dict[str, float]
     window: Window | None = None  # the window actually applied (the series default resolved)
     cached: bool = False
+    # Click algorithms: the region shown (what the next slice follows when tracking).
+    mask: NDArray[np.bool_] | None = None
 
     @property
     def width(self) -> int:
@@ -55,7 +69,7 @@ class RenderedFrame:
 
     @property
     def nbytes(self) -> int:
-        return int(self.i420.nbytes)
+        return int(self.i420.nbytes) + (0 if self.mask is None else int(self.mask.nbytes))
 
 
 class ResultCache:
@@ -140,16 +154,33 @@ def _ms(start: float) -> float:
 class Renderer:
     """Renders stream states to pictures, through the library and the shared result cache."""
 
-    def __init__(self, library: ImageStore, cache: ResultCache) -> None:
+    def __init__(
+        self, library: ImageStore, cache: ResultCache, segmentations: SegStore | None = None
+    ) -> None:
         self.library = library
         self.cache = cache
+        self.segmentations = segmentations
+        # Saved segmentations being shown, read once: (seg_uid, stored_ns) -> masks by SOP UID.
+        self._saved_masks: OrderedDict[tuple[str, int], dict[str, NDArray[np.bool_]]] = (
+            OrderedDict()
+        )
+        self._saved_lock = threading.Lock()
 
     def key(self, state: StreamState) -> RenderKey:
         """What determines the picture of `state`; raises SeriesNotFound or FrameNotFound."""
         window = None if state.window is None else (state.window.center, state.window.width)
         params = tuple(sorted(state.params_json.items()))
         frame = self.library.frame_key(state.series, state.index)
-        return (state.series, frame, window, state.algorithm, params)
+        return (
+            state.series,
+            frame,
+            window,
+            state.algorithm,
+            params,
+            state.track,
+            state.follow_digest,
+            state.seg,
+        )
 
     def frame_count(self, series_uid: str) -> int:
         """How many frames the series has now (it grows while instances arrive)."""
@@ -190,6 +221,7 @@ class Renderer:
             stats=dict(result.stats),
             timing_ms=timing,
             window=display.window,
+            mask=result.mask if result.stats.get("found") else None,
         )
 
     def cached(self, state: StreamState) -> RenderedFrame | None:
@@ -207,15 +239,117 @@ class Renderer:
         display, kwargs, decode_ms = self._load(state)
         algorithm = segmentation.get_algorithm(state.algorithm)
         segment = time.perf_counter()
-        result = algorithm.segment(display.gray, state.params, **kwargs)
+        if state.seg is not None:
+            result = self._saved(state, state.seg, display, kwargs)
+        elif state.follow is not None and is_click_algorithm(algorithm):
+            result = self._tracked(state, state.follow, display, kwargs)
+        else:
+            result = algorithm.segment(display.gray, state.params, **kwargs)
+            if state.track and is_click_algorithm(algorithm):
+                result = dataclasses.replace(
+                    result, stats={**result.stats, "tracked": False, "track_from": state.index}
+                )
         timing = {"decode": decode_ms, "segment": _ms(segment)}
         frame = self._frame(state, display, result, timing, start)
         self.cache.put(self.key(state), frame)
         return frame
 
+    def _tracked(
+        self, state: StreamState, follow: Follow, display: DisplayFrame, kwargs: dict[str, Any]
+    ) -> SegmentationResult:
+        """``track``: this slice seeded from the previous one's region (see propagation)."""
+        overlay = base_overlay(display.gray, kwargs["background"])
+        tracked: dict[str, Any] = {"tracked": True, "track_from": state.anchor}
+        if follow.mask is None:
+            reason = f"The tracked structure ended on slice {follow.ended}."
+            return SegmentationResult(overlay, {"found": False, "reason": reason, **tracked})
+        algorithm = segmentation.get_algorithm(state.algorithm)
+        # The stream segments the display image (see `final`); tracked slices too, so their
+        # tolerance and statistics are in the same units as the clicked slice's.
+        modality = display.gray.astype(np.float32)
+        spacing = kwargs["spacing"]
+        previous = SliceResult(state.index - 1, follow.mask, follow.params, dict(follow.stats))
+        current, why, result = follow_slice(
+            algorithm,
+            state.params,
+            previous,
+            state.index,
+            display.gray,
+            modality,
+            spacing=spacing,
+            reference=reference_of(follow.reference),
+            reach=reach_px(spacing),
+        )
+        if current is None:
+            reason = f"The tracked structure ends here: {why}."
+            if result is None:
+                return SegmentationResult(overlay, {"found": False, "reason": reason, **tracked})
+            return SegmentationResult(
+                overlay, {**result.stats, **tracked, "found": False, "reason": reason}, mask=None
+            )
+        draw_mask(overlay, current.mask)
+        stats = mask_stats(current.mask, modality, spacing, None)
+        stats.update(tracked)
+        stats["seed_x"], stats["seed_y"] = (
+            current.params.to_json()["x"],
+            current.params.to_json()["y"],
+        )
+        if result is not None and "tolerance" in result.stats:
+            stats["tolerance"] = result.stats["tolerance"]
+        return SegmentationResult(overlay, stats, mask_contour(current.mask), "final", current.mask)
+
+    def _saved(
+        self, state: StreamState, seg_uid: str, display: DisplayFrame, kwargs: dict[str, Any]
+    ) -> SegmentationResult:
+        """``seg``: this slice's outline from a saved 3-D segmentation (its SEG file)."""
+        if self.segmentations is None:
+            raise ValueError("this server keeps no segmentations")
+        record = self.segmentations.get(state.series, seg_uid)
+        sop = self.library.frame_key(state.series, state.index)[0]
+        mask = self._masks(record).get(sop)
+        overlay = base_overlay(display.gray, kwargs["background"])
+        saved = {"seg": seg_uid, "label": record.label}
+        if mask is None or mask.shape != display.gray.shape:
+            reason = f"{record.label} does not reach this slice."
+            return SegmentationResult(overlay, {"found": False, "reason": reason, **saved})
+        draw_mask(overlay, mask)
+        values = self.library.frame_values(state.series, state.index)
+        measured = values if values.ndim == 2 else display.gray
+        stats = mask_stats(mask, measured.astype(np.float32), kwargs["spacing"], None)
+        return SegmentationResult(overlay, {**stats, **saved}, mask_contour(mask), "final", mask)
+
+    def _masks(self, record: StoredSegmentation) -> dict[str, NDArray[np.bool_]]:
+        key = (record.seg_uid, record.stored_ns)
+        with self._saved_lock:
+            masks = self._saved_masks.get(key)
+            if masks is not None:
+                self._saved_masks.move_to_end(key)
+                return masks
+        assert self.segmentations is not None
+        masks = read_seg_masks(self.segmentations.file(record))
+        with self._saved_lock:
+            self._saved_masks[key] = masks
+            while len(self._saved_masks) > SAVED_MASKS_KEPT:
+                self._saved_masks.popitem(last=False)
+        return masks
+
+    def next_state(self, state: StreamState, shown: RenderedFrame | None) -> StreamState:
+        """The state after the play clock moves on; tracking, it follows the region shown."""
+        if not state.track or shown is None or shown.index != state.index:
+            return state.advanced()
+        if shown.mask is None or not shown.stats.get("found"):
+            ended = state.follow.ended if state.follow is not None else None
+            lost = Follow(None, {}, state.params, ended=state.index if ended is None else ended)
+            return state.advanced(lost)
+        anchor_stats = shown.stats if state.follow is None else state.follow.reference
+        follow = Follow(shown.mask, shown.stats, state.params, reference=dict(anchor_stats))
+        return state.advanced(follow)
+
     def evolves(self, state: StreamState) -> bool:
         """Whether `state` has an evolution worth showing (not cached yet, evolving algorithm)."""
         algorithm = segmentation.get_algorithm(state.algorithm)
+        if state.follow is not None or state.seg is not None:
+            return False  # tracked slices, saved outlines: shown at once
         return isinstance(algorithm, EvolvingAlgorithm) and self.cache.get(self.key(state)) is None
 
     def preview(self, state: StreamState) -> RenderedFrame:

@@ -8,13 +8,18 @@ slices has it) goes through the small `SeriesLookup` protocol so this module sta
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 import segmentation
 from mediastream.dicom.display import Window
 from mediastream.dicom.errors import SeriesNotFound
+from mediastream.dicom.ingest import is_safe_uid
 from mediastream.dicom.library import SeriesInfo
 
 __all__ = [
@@ -24,13 +29,26 @@ __all__ = [
     "InvalidUpdate",
     "SeriesLookup",
     "StreamState",
+    "Follow",
     "apply_update",
     "initial_state",
 ]
 
 DEFAULT_ALGORITHM = "none"
 MAX_IMAGE_DELAY = 3600.0
-STATE_FIELDS = ("series", "algorithm", "params", "image_delay", "window", "playing", "index")
+STATE_FIELDS = (
+    "series",
+    "algorithm",
+    "params",
+    "image_delay",
+    "window",
+    "playing",
+    "index",
+    "track",
+    "seg",
+)
+# Changes that restart tracking from the client's click on the current slice.
+_TRACK_RESTARTS = ("series", "algorithm", "params", "index", "track")
 
 
 class InvalidUpdate(ValueError):
@@ -48,6 +66,35 @@ class SeriesLookup(Protocol):
     def latest_series_uid(self) -> str | None: ...
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Follow:
+    """What a tracked slice is seeded from: the previous slice's region (``track``).
+
+    ``mask`` None means the structure ended on slice ``ended`` and nothing is tracked until
+    the play comes back to the click's slice. ``digest`` names the mask in render keys.
+    """
+
+    mask: NDArray[np.bool_] | None
+    stats: Mapping[str, Any]
+    params: Any  # the click's parameters (the first slice's)
+    ended: int | None = None
+    reference: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the first's stats
+    digest: str = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.mask is None:
+            object.__setattr__(self, "digest", f"ended:{self.ended}")
+        else:
+            digest = hashlib.blake2b(np.packbits(self.mask).tobytes(), digest_size=12)
+            seeded = (
+                self.stats.get("tolerance"),
+                self.reference.get("mean"),
+                self.reference.get("sd"),
+            )
+            digest.update(repr(seeded).encode())
+            object.__setattr__(self, "digest", digest.hexdigest())
+
+
 @dataclasses.dataclass(frozen=True)
 class StreamState:
     """One stream's state, as clients see it (see docs/protocol.md)."""
@@ -61,6 +108,12 @@ class StreamState:
     window: Window | None = None
     playing: bool = True
     index: int = 0
+    track: bool = False
+    seg: str | None = None  # a stored segmentation of the series to outline instead
+    # Tracking (``track``): the slice the click was made on, and what this slice follows
+    # (None: segment with ``params`` as clicked). Not client fields: the player sets them.
+    anchor: int = 0
+    follow: Follow | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.params is None:
@@ -85,7 +138,13 @@ class StreamState:
             "playing": self.playing,
             "index": self.index,
             "count": self.frame_count,
+            "track": self.track,
+            "seg": self.seg,
         }
+
+    @property
+    def follow_digest(self) -> str | None:
+        return None if self.follow is None else self.follow.digest
 
     def resized(self, frame_count: int) -> StreamState:
         """The state after the series came to have `frame_count` frames (same index if it can)."""
@@ -93,9 +152,18 @@ class StreamState:
             self, frame_count=frame_count, index=min(self.index, frame_count - 1)
         )
 
-    def advanced(self) -> StreamState:
-        """The state after the play clock moves to the next slice (looping)."""
-        return dataclasses.replace(self, index=(self.index + 1) % self.frame_count)
+    def advanced(self, follow: Follow | None = None) -> StreamState:
+        """The state after the play clock moves to the next slice (looping).
+
+        Tracking, the next slice follows ``follow`` (the region just shown); back on the
+        click's slice, or across the loop's seam, it starts from the click again.
+        """
+        index = (self.index + 1) % self.frame_count
+        if not self.track or index == self.anchor:
+            return dataclasses.replace(self, index=index, follow=None)
+        if index == 0 or follow is None:  # the seam: slice 0 does not neighbour the last one
+            follow = Follow(None, {}, self.params, ended=self.index)
+        return dataclasses.replace(self, index=index, follow=follow)
 
 
 def _series(library: SeriesLookup, uid: Any) -> SeriesInfo:
@@ -229,6 +297,23 @@ def apply_update(
                 f"index must be a whole number from 0 to {count - 1}, got {value!r}.",
             )
         updates["index"] = value
+    if "shape" in updates:
+        updates["seg"] = None  # another series: its own segmentations
+    if "seg" in changes:
+        seg = changes["seg"]
+        if seg is not None and not (isinstance(seg, str) and is_safe_uid(seg)):
+            raise InvalidUpdate(
+                "invalid_update", "seg must be the seg_uid of a stored segmentation, or null."
+            )
+        updates["seg"] = seg
+    if "track" in changes:
+        if not isinstance(changes["track"], bool):
+            raise InvalidUpdate("invalid_update", "track must be true or false.")
+        updates["track"] = changes["track"]
+    if any(name in changes for name in _TRACK_RESTARTS):
+        # Tracking starts again from the click, on the slice shown now.
+        updates["anchor"] = updates.get("index", state.index)
+        updates["follow"] = None
     return _check_fits(dataclasses.replace(state, **updates))
 
 

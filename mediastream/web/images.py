@@ -14,7 +14,7 @@ from aiohttp import web
 from mediastream.dicom.backend import ImageStore
 from mediastream.dicom.display import DisplayFrame, Window
 from mediastream.dicom.series import SeriesInfo
-from mediastream.keys import EXECUTOR, LIBRARY, STREAMING
+from mediastream.keys import EXECUTOR, LIBRARY, SEGMENTATIONS, STREAMING
 from mediastream.web.errors import ApiError
 
 __all__ = ["delete_all_images", "delete_series", "get_frame_png", "list_images", "thumbnail_url"]
@@ -133,11 +133,14 @@ async def get_frame_png(request: web.Request) -> web.Response:
 async def delete_series(request: web.Request) -> web.Response:
     series_uid = request.match_info["series_uid"]
     removed = await _blocking(request, request.app[LIBRARY].delete_series, series_uid)
+    # Its segmentations segment nothing any more.
+    await _blocking(request, request.app[SEGMENTATIONS].delete_series, series_uid)
     await request.app[STREAMING].series_deleted(series_uid)
     return web.json_response({"deleted": series_uid, "files_removed": removed})
 
 
 async def delete_all_images(request: web.Request) -> web.Response:
     removed = await _blocking(request, request.app[LIBRARY].delete_all)
+    await _blocking(request, request.app[SEGMENTATIONS].delete_series, None)
     await request.app[STREAMING].series_deleted(None)
     return web.json_response({"deleted": "all", "files_removed": removed})

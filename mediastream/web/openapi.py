@@ -16,6 +16,7 @@ import segmentation
 from mediastream import __version__
 from mediastream.streaming.state import MAX_IMAGE_DELAY
 from mediastream.web.images import MAX_PNG_SIZE
+from mediastream.web.openapi_segmentations import segmentation_paths, segmentation_schemas
 from mediastream.web.upload import FIELD_NAME
 
 __all__ = ["OPENAPI_VERSION", "PROTOCOL_DOC", "openapi_document"]
@@ -489,7 +490,12 @@ def openapi_document() -> dict[str, Any]:
     A new object on every call, sharing nothing with other calls or within itself, so a caller
     may change it (schemathesis does, while loading it).
     """
-    paths = {**_service_paths(), **_library_paths(), **_streaming_paths()}
+    paths = {
+        **_service_paths(),
+        **_library_paths(),
+        **segmentation_paths(),
+        **_streaming_paths(),
+    }
     for operation in (op for item in paths.values() for op in item.values()):
         if operation.get("security") != PUBLIC:
             responses = {**operation["responses"], "401": UNAUTHORIZED}
@@ -508,13 +514,14 @@ def openapi_document() -> dict[str, Any]:
         "tags": [
             {"name": "service", "description": "Health, the browser client and these docs"},
             {"name": "library", "description": "The stored DICOM series and their frames"},
+            {"name": "segmentations", "description": "3-D segmentations kept as DICOM SEG"},
             {"name": "streaming", "description": f"WebSocket signalling, see `{PROTOCOL_DOC}`"},
             {"name": "older service", "description": "REST endpoints kept for its clients"},
         ],
         "security": TOKEN_IF_CONFIGURED,
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **segmentation_schemas()},
             "securitySchemes": {
                 "bearerToken": {
                     "type": "http",

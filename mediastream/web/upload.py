@@ -20,7 +20,8 @@ from aiohttp import hdrs, web
 from aiohttp.helpers import parse_mimetype
 
 from mediastream.dicom.library import IngestOutcome, Inspection, append_chunks, inspect_upload
-from mediastream.keys import EXECUTOR, INSPECTORS, LIBRARY, SETTINGS, UPLOAD_THREADS
+from mediastream.dicom.segstore import is_segmentation_file, looks_like_segmentation
+from mediastream.keys import EXECUTOR, INSPECTORS, LIBRARY, SEGMENTATIONS, SETTINGS, UPLOAD_THREADS
 from mediastream.settings import Settings
 from mediastream.web.errors import ApiError
 from mediastream.web.multipart import MalformedMultipart, read_parts
@@ -130,7 +131,9 @@ class _Upload:
         threads = self.request.app[UPLOAD_THREADS]
         try:
             try:
-                await threads.call(append_chunks, path, chunks)
+                if await threads.call(_write, path, chunks):
+                    # DICOM SEG is no picture to show: it goes to the segmentation store.
+                    return await threads.call(self._store_segmentation, path, filename)
                 inspection = await self.request.app[INSPECTORS].call(
                     inspect_upload, path, self.library.limits
                 )
@@ -145,6 +148,20 @@ class _Upload:
         except BaseException:
             _unlink_quietly(path)
             raise
+
+    def _store_segmentation(self, path: Path, filename: str) -> IngestOutcome:
+        def series_known(series_uid: str) -> bool:
+            return any(s.series_uid == series_uid for s in self.library.list_series())
+
+        store = self.request.app[SEGMENTATIONS]
+        outcome, reason, series_uid, seg_uid = store.add_upload(path, series_known=series_known)
+        return IngestOutcome(
+            filename,
+            outcome,
+            reason=reason or None,
+            series_uid=series_uid,
+            sop_instance_uid=seg_uid,
+        )
 
     def _settled(self, outcome: IngestOutcome) -> None:
         future: asyncio.Future[IngestOutcome] = asyncio.get_running_loop().create_future()
@@ -221,6 +238,12 @@ async def post_images(request: web.Request) -> web.Response:
         f"None of the {len(outcomes)} uploaded file(s) is a DICOM image this server can store.",
         **body,
     )
+
+
+def _write(path: Path, chunks: list[memoryview]) -> bool:
+    """Finish writing an upload; True when it is a DICOM Segmentation (SOP Class UID)."""
+    append_chunks(path, chunks)
+    return looks_like_segmentation(path) and is_segmentation_file(path)
 
 
 def _too_large_detail(max_mb: int) -> str:

@@ -13,8 +13,9 @@ export class ApiError extends Error {
   }
 }
 
-async function requestJson(url, options = {}) {
+export async function requestJson(url, { contentType, ...options } = {}) {
   const headers = { Accept: "application/json", ...authHeaders() };
+  if (contentType) headers["Content-Type"] = contentType;
   const response = await fetch(url, { ...options, headers });
   let body = null;
   try {

@@ -12,6 +12,7 @@ import { FramePairing } from "./frames.js";
 import { LibraryView, framesText, seriesName } from "./library.js";
 import { PlaybackControls } from "./playback.js";
 import { Readout } from "./readout.js";
+import { SegmentationsPanel } from "./segmentations.js";
 import { Signalling } from "./signalling.js";
 import { StreamSession } from "./stream.js";
 import { UpdateQueue } from "./updates.js";
@@ -94,6 +95,19 @@ const readout = new Readout({
   latency: $("#readout-latency"),
 });
 
+const segmentations = new SegmentationsPanel({
+  run: $("#segment-series"),
+  save: $("#save-seg"),
+  label: $("#segment-label"),
+  progress: $("#segment-progress"),
+  result: $("#segment-result"),
+  error: $("#segment-error"),
+  list: $("#segmentation-list"),
+  heading: $("#segmentations-heading"),
+  status: $("#segmentations-status"),
+});
+const trackBox = $("#track");
+
 const signalling = new Signalling();
 const session = new StreamSession(signalling);
 const pairing = new FramePairing();
@@ -152,6 +166,8 @@ function initialState(series) {
     series: series.series_uid,
     algorithm: params.algorithm,
     ...playback.initialState(),
+    track: trackBox.checked,
+    seg: segmentations.shown,
   };
   // After a stream of this series and algorithm the controls hold the server's applied values;
   // otherwise only what the person changed (the server adapts its defaults to the image).
@@ -268,6 +284,7 @@ session.addEventListener("applied", (event) => {
   const sync = viewToken !== null || (seq === session.seq && !updates.hasPending);
   params.showApplied(state.algorithm, state.params, { sync });
   playback.showApplied(state, { sync });
+  if (sync) trackBox.checked = Boolean(state.track);
   params.clearErrors(Object.keys(changes.params ?? {}));
   if ("algorithm" in changes) params.clearErrors();
   playback.clearErrors(Object.keys(changes).filter((k) => k === "image_delay" || k === "window"));
@@ -343,6 +360,7 @@ videoView.addEventListener("present", (event) => {
 const DRAG_PARAMS = { radius: "px", tolerance: "steps" };
 
 function updatePlacement() {
+  segmentations.setRunnable(!viewToken && params.hasParam("x") && params.hasParam("y"));
   const values = params.values();
   const name = Object.keys(DRAG_PARAMS).find((param) => params.hasParam(param));
   const spec = name ? params.spec(name) : null;
@@ -368,6 +386,14 @@ params.addEventListener("change", (event) => {
 params.addEventListener("rebuilt", updatePlacement);
 playback.addEventListener("change", (event) => pushUpdate(event.detail));
 videoView.addEventListener("place", (event) => params.setParams(event.detail));
+trackBox.addEventListener("change", () => pushUpdate({ track: trackBox.checked }));
+segmentations.addEventListener("show", (event) => pushUpdate({ seg: event.detail }));
+segmentations.run.addEventListener("click", () => {
+  // The click as the controls hold it, on the slice shown (the slider before a stream).
+  const streamed = applied?.series === library.selected?.series_uid;
+  const index = streamed ? applied.index : Number($("#slice").value);
+  segmentations.segment({ algorithm: params.algorithm, params: params.values(), index });
+});
 videoView.addEventListener("drag", (event) => params.setParams(event.detail));
 
 // -- library and upload ----------------------------------------------------------------------
@@ -378,6 +404,7 @@ function selectSeries(series, byUser) {
     ? `${series.modality || "?"} · ${seriesName(series)} — ${framesText(series)}, ${size}`
     : "No series selected.";
   playback.setEnabled(Boolean(series));
+  segmentations.setSeries(series);
   if (series) {
     readout.setValueUnit(series.modality === "CT" ? "HU" : "");
     videoView.setImageSize(series);
@@ -431,6 +458,7 @@ uploader.addEventListener("uploaded", async (event) => {
   // Show the newest stored series, unless a stream is running (do not pull the list from under it).
   const stored = event.detail.filter((f) => f.series_uid && f.outcome !== "rejected");
   await refreshLibrary(session.isActive ? null : (stored.at(-1)?.series_uid ?? null));
+  await segmentations.refresh(); // an uploaded DICOM SEG is listed with its series
 });
 
 // -- start-up --------------------------------------------------------------------------------

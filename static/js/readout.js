@@ -50,6 +50,8 @@ export class Readout {
 
     const stats = frame.stats ?? {};
     if ("found" in stats) data.found = String(stats.found);
+    data.seg = stats.seg ?? ""; // the outline comes from a saved segmentation
+    data.tracked = "tracked" in stats ? String(stats.tracked) : "";
     if (stats.found === false) {
       // No result is better than a wrong one: no "0.001 px²" for a contour that collapsed.
       const nothing = document.createElement("p");

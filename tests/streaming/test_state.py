@@ -52,6 +52,8 @@ def test_initial_state_is_the_latest_series_plain_and_playing() -> None:
         "playing": True,
         "index": 0,
         "count": 3,
+        "track": False,
+        "seg": None,
     }
     with pytest.raises(InvalidUpdate) as empty:
         initial_state(Lookup(), None)
