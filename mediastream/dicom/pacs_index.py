@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import SegmentationStorage
 
 from mediastream.dicom.errors import IngestRejected, SeriesNotFound
 from mediastream.dicom.ingest import InstanceHeader, Limits, header_from_metadata
@@ -87,6 +88,8 @@ class PacsIndex:
         for item in items:
             if "7FE00010" not in item:
                 continue  # no Pixel Data: a report, a structure set… nothing to display
+            if SegmentationStorage in ((item.get("00080016") or {}).get("Value") or []):
+                continue  # a DICOM SEG is a result about a series, not a picture to show
             # Bulk data (pixels, overlays) is only a URI in metadata; the header needs none.
             plain = {
                 k: v for k, v in item.items() if "BulkDataURI" not in v and "InlineBinary" not in v

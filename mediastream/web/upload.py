@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import hdrs, web
 from aiohttp.helpers import parse_mimetype
 
+from mediastream.dicom.errors import IngestRejected, LibraryUnavailable, SeriesNotFound
 from mediastream.dicom.library import IngestOutcome, Inspection, append_chunks, inspect_upload
 from mediastream.dicom.segstore import is_segmentation_file, looks_like_segmentation
 from mediastream.keys import EXECUTOR, INSPECTORS, LIBRARY, SEGMENTATIONS, SETTINGS, UPLOAD_THREADS
@@ -151,10 +152,20 @@ class _Upload:
 
     def _store_segmentation(self, path: Path, filename: str) -> IngestOutcome:
         def series_known(series_uid: str) -> bool:
-            return any(s.series_uid == series_uid for s in self.library.list_series())
+            try:
+                self.library.get_series(series_uid)
+            except SeriesNotFound:
+                return False
+            return True
 
         store = self.request.app[SEGMENTATIONS]
         outcome, reason, series_uid, seg_uid = store.add_upload(path, series_known=series_known)
+        if outcome == "stored" and series_uid is not None and seg_uid is not None:
+            try:  # where the images are kept (a PACS) too, or not kept at all
+                self.library.keep_derived(store.file(store.get(series_uid, seg_uid)), seg_uid)
+            except (IngestRejected, LibraryUnavailable) as exc:
+                store.delete(series_uid, seg_uid)
+                outcome, reason = "rejected", getattr(exc, "reason", None) or str(exc)
         return IngestOutcome(
             filename,
             outcome,

@@ -14,13 +14,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydicom.dataset import Dataset
+from scipy.ndimage import distance_transform_edt
 
 from mediastream.app import create_app
 from mediastream.client import StreamClient
 from mediastream.dicom.backend import ImageStore
 from mediastream.dicom.errors import DeleteNotAllowed, SeriesNotFound
 from mediastream.dicom.library import Library
-from mediastream.dicom.phantom import phantom_datasets
+from mediastream.dicom.phantom import phantom_datasets, phantom_hu_slice
 from mediastream.settings import Settings
 from tests.conftest import dataset_bytes
 from tests.orthanc import Orthanc
@@ -187,3 +188,40 @@ def test_delete_removes_the_series_where_it_is_allowed(
         store.get_series(info.series_uid)
     if pacs is not None:
         assert pacs.series_uids() == []
+
+
+async def test_an_exported_segmentation_is_kept_where_the_images_are(
+    aiohttp_client: Any, tmp_path: Path, pacs: Orthanc | None
+) -> None:
+    """A DICOM SEG made by the server: served by it, and in the PACS too (QIDO finds it)."""
+    client: Client = await aiohttp_client(create_app(settings_for(tmp_path, pacs)))
+    files = series_files(SLICES, 128)
+    response = await client.post(
+        "/images", data=form([(f"{i}.dcm", d) for i, d in enumerate(files)])
+    )
+    series_uid = (await response.json())["files"][0]["series_uid"]
+    hu = phantom_hu_slice(3, SLICES, 128)
+    depth = distance_transform_edt((hu > -900) & (hu < -700))  # the lung
+    row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    body = {
+        "algorithm": "region_grow",
+        "params": {"x": int(col), "y": int(row)},
+        "index": 3,
+        "propagate": False,
+        "label": "lung",
+    }
+    created = await client.post(f"/images/{series_uid}/segmentations", json=body)
+    assert created.status == 201, await created.text()
+    seg = await created.json()
+    served = await client.get("/" + seg["url"])
+    assert served.status == 200 and served.content_type == "application/dicom"
+    data = await served.read()
+    listing = await (await client.get("/images")).json()
+    assert [s["series_uid"] for s in listing["series"]] == [series_uid]  # a SEG is no series
+    if pacs is not None:
+        found = pacs.get_json("/dicom-web/series?Modality=SEG")
+        assert len(found) == 1
+        seg_series = found[0]["0020000E"]["Value"][0]
+        assert seg_series != series_uid
+        assert pacs.instance_uids(seg_series) == [seg["seg_uid"]]
+        assert pacs.instance_file(seg["seg_uid"]) == data  # byte-identical in the PACS
