@@ -23,6 +23,7 @@ from mediastream.dicom.library import IngestOutcome, Inspection, append_chunks, 
 from mediastream.dicom.segstore import is_segmentation_file, looks_like_segmentation
 from mediastream.keys import EXECUTOR, INSPECTORS, LIBRARY, SEGMENTATIONS, SETTINGS, UPLOAD_THREADS
 from mediastream.settings import Settings
+from mediastream.volumes import measure_uploaded
 from mediastream.web.errors import ApiError
 from mediastream.web.multipart import MalformedMultipart, read_parts
 
@@ -155,6 +156,11 @@ class _Upload:
 
         store = self.request.app[SEGMENTATIONS]
         outcome, reason, series_uid, seg_uid = store.add_upload(path, series_known=series_known)
+        if outcome == "stored" and series_uid is not None and seg_uid is not None:
+            try:
+                measure_uploaded(self.library, store, series_uid, seg_uid)
+            except Exception:  # it is stored as sent; only its measurements are missing
+                log.exception("measuring the uploaded segmentation %s failed", seg_uid)
         return IngestOutcome(
             filename,
             outcome,

@@ -210,6 +210,9 @@ async def test_uploaded_seg_is_stored_as_sent_and_listed_with_its_series(
     listed = await (await client.get(f"/images/{series_uid}/segmentations")).json()
     [entry] = listed["segmentations"]
     assert entry["origin"] == "uploaded" and entry["label"] == "aorta"
+    # Measured against its series as if made here.
+    assert entry["volume_ml"] == pytest.approx(created["volume_ml"], rel=1e-6)
+    assert entry["slices"] == created["slices"]
     assert await (await client.get("/" + entry["url"])).read() == data  # byte for byte
     # Not a new series: the image list is unchanged.
     assert len((await (await client.get("/images")).json())["series"]) == 1
