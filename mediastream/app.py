@@ -27,6 +27,7 @@ from mediastream.keys import (
     INSPECTORS,
     LIBRARY,
     PROPAGATION,
+    PROPAGATION_SLOT,
     SEGMENTATIONS,
     SETTINGS,
     STREAMING,
@@ -110,6 +111,7 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         max_workers=2, thread_name_prefix="propagation", initializer=lower_thread_priority
     )
     app[PROPAGATION] = propagation
+    app[PROPAGATION_SLOT] = asyncio.Semaphore(1)
     # Start the worker now (about half a second the first time), not on the first upload.
     await app[INSPECTORS].call(os.getpid)
     yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
@@ -17,6 +18,7 @@ __all__ = [
     "INSPECTORS",
     "LIBRARY",
     "PROPAGATION",
+    "PROPAGATION_SLOT",
     "SEGMENTATIONS",
     "SETTINGS",
     "STREAMING",
@@ -35,6 +37,9 @@ SEGMENTATIONS = web.AppKey("segmentations", SegStore)
 # The second direction of a 3-D propagation (the first runs in EXECUTOR): its own threads,
 # so a propagation never waits for, nor occupies, the render workers.
 PROPAGATION = web.AppKey("propagation", ThreadPoolExecutor)
+# One propagation at a time: its two directions fill the propagation pool, and a burst of
+# requests must not occupy the library threads that frames and uploads need.
+PROPAGATION_SLOT = web.AppKey("propagation_slot", asyncio.Semaphore)
 # Uploads: file writes and commits batched onto the library threads; validation (CPU-bound
 # DICOM parsing) batched onto worker processes, so it never holds the event loop's GIL.
 UPLOAD_THREADS = web.AppKey("upload_threads", Batcher)

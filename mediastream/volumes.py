@@ -20,7 +20,7 @@ import pydicom
 from numpy.typing import NDArray
 
 from mediastream.dicom.backend import ImageStore
-from mediastream.dicom.segexport import build_segmentation
+from mediastream.dicom.segexport import build_segmentation, read_seg_masks
 from mediastream.dicom.segstore import SegStore, SliceArea, StoredSegmentation
 from segmentation.base import Algorithm
 from segmentation.params import Params
@@ -32,6 +32,7 @@ __all__ = [
     "SegmentationRequest",
     "Unsupported",
     "lower_thread_priority",
+    "measure_uploaded",
     "segment_series",
 ]
 
@@ -188,3 +189,45 @@ def _values_of(library: ImageStore, series_uid: str, result: Propagation) -> lis
     if any(values[s.index] is None for s in result.slices):
         return None  # colour: no modality values
     return values
+
+
+def measure_uploaded(library: ImageStore, store: SegStore, series_uid: str, seg_uid: str) -> None:
+    """Measure an uploaded SEG against its series, as if it had been made here.
+
+    Its masks (by source SOP Instance UID) are placed on the series' slices; the volume, the
+    slices and the values inside are then what ``POST …/segmentations`` reports. A SEG whose
+    frames match no single-frame slice of the series is left unmeasured.
+    """
+    record = store.get(series_uid, seg_uid)
+    series = library.get_series(series_uid)
+    records = library.instances(series_uid)
+    if any(r.header.frames != 1 for r in records):
+        return
+    index_of = {r.header.sop_instance_uid: i for i, r in enumerate(records)}
+    mask = np.zeros((len(records), series.rows, series.columns), bool)
+    for sop_uid, frame in read_seg_masks(store.file(record)).items():
+        index = index_of.get(sop_uid)
+        if index is not None and frame.shape == mask.shape[1:]:
+            mask[index] = frame
+    covered = [int(k) for k in np.flatnonzero(mask.any(axis=(1, 2)))]
+    spacing, thickness = series.pixel_spacing, _slab_thicknesses(records)
+    if not covered:
+        return
+    area = None if spacing is None else spacing[0] * spacing[1]
+    slices = [
+        SliceArea(k, None if area is None else round(int(np.count_nonzero(mask[k])) * area, 3))
+        for k in covered
+    ]
+    volume_ml = None
+    measurements: dict[str, Any] = {}
+    if spacing is not None and thickness is not None:
+        values: list[Any] = [None] * len(records)
+        for k in covered:
+            v = library.frame_values(series_uid, k)
+            values[k] = v if v.ndim == 2 else None
+        usable = all(values[k] is not None for k in covered)
+        measured = measure_volume(mask, values if usable else None, spacing, thickness)
+        volume_ml = round(measured.volume_ml, 3)
+        m = measured.to_json()
+        measurements = {key: m[key] for key in m if key != "volume_ml"}
+    store.set_measurements(seg_uid, volume_ml=volume_ml, slices=slices, measurements=measurements)

@@ -16,6 +16,7 @@ Thread-safe: one lock guards the in-memory index and the renames.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -67,8 +68,9 @@ class SliceArea:
 class StoredSegmentation:
     """One stored SEG: what the API lists.
 
-    ``origin`` is ``"computed"`` (made here; every measurement known) or ``"uploaded"`` (its
-    label and frames from the file; ``volume_ml`` None and ``slices`` empty unless measured).
+    ``origin`` is ``"computed"`` (made here) or ``"uploaded"`` (label from the file; measured
+    after it is stored, see `mediastream.volumes.measure_uploaded`; ``volume_ml`` None and
+    ``slices`` empty until then, or when it cannot be).
     """
 
     seg_uid: str
@@ -335,6 +337,24 @@ class SegStore:
             return "stored", "", series_uid, seg_uid
         finally:
             temp.unlink(missing_ok=True)
+
+    def set_measurements(
+        self,
+        seg_uid: str,
+        *,
+        volume_ml: float | None,
+        slices: Sequence[SliceArea],
+        measurements: dict[str, Any],
+    ) -> None:
+        """Record what was measured of a stored SEG (an uploaded one, measured after)."""
+        with self._lock:
+            record = self._records.get(seg_uid)
+            if record is None:
+                return  # deleted meanwhile
+            self._records[seg_uid] = dataclasses.replace(
+                record, volume_ml=volume_ml, slices=tuple(slices), measurements=dict(measurements)
+            )
+            self._write_index()
 
     def _write_index(self) -> None:
         """The whole index, atomically (lock held); a few hundred bytes per segmentation."""

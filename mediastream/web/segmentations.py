@@ -7,8 +7,9 @@
 * ``GET /images/{series_uid}/segmentations/{seg_uid}.dcm``: the SEG file.
 * ``DELETE /images/{series_uid}/segmentations/{seg_uid}``.
 
-The propagation runs in the library's executor and uses the propagation pool for its second
-direction (never the render workers), so streams keep their frame rate.
+The propagation runs one at a time: its call waits in a library thread while its two
+directions run in the propagation pool, at a lower priority than the render workers, so
+streams keep their frame rate.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from mediastream.dicom.errors import IngestRejected
 from mediastream.dicom.segstore import SegmentationNotFound
-from mediastream.keys import EXECUTOR, LIBRARY, PROPAGATION, SEGMENTATIONS
+from mediastream.keys import EXECUTOR, LIBRARY, PROPAGATION, PROPAGATION_SLOT, SEGMENTATIONS
 from mediastream.volumes import SegmentationRequest, Unsupported, segment_series
 from mediastream.web.errors import ApiError
 from segmentation import get_algorithm
@@ -119,7 +120,8 @@ async def post_segmentation(request: web.Request) -> web.Response:
         executor=request.app[PROPAGATION],
     )
     try:
-        record = await loop.run_in_executor(request.app[EXECUTOR], job)
+        async with request.app[PROPAGATION_SLOT]:  # one at a time; others wait their turn
+            record = await loop.run_in_executor(request.app[EXECUTOR], job)
     except NothingFound as exc:
         raise ApiError(422, "nothing_found", f"{exc}.") from None
     except Unsupported as exc:

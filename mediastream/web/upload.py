@@ -24,6 +24,7 @@ from mediastream.dicom.library import IngestOutcome, Inspection, append_chunks, 
 from mediastream.dicom.segstore import is_segmentation_file, looks_like_segmentation
 from mediastream.keys import EXECUTOR, INSPECTORS, LIBRARY, SEGMENTATIONS, SETTINGS, UPLOAD_THREADS
 from mediastream.settings import Settings
+from mediastream.volumes import measure_uploaded
 from mediastream.web.errors import ApiError
 from mediastream.web.multipart import MalformedMultipart, read_parts
 
@@ -166,6 +167,11 @@ class _Upload:
             except (IngestRejected, LibraryUnavailable) as exc:
                 store.delete(series_uid, seg_uid)
                 outcome, reason = "rejected", getattr(exc, "reason", None) or str(exc)
+        if outcome == "stored" and series_uid is not None and seg_uid is not None:
+            try:
+                measure_uploaded(self.library, store, series_uid, seg_uid)
+            except Exception:  # it is stored as sent; only its measurements are missing
+                log.exception("measuring the uploaded segmentation %s failed", seg_uid)
         return IngestOutcome(
             filename,
             outcome,

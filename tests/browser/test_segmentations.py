@@ -8,6 +8,7 @@ from pathlib import Path
 import highdicom as hd
 import pytest
 
+from tests.blob_series import CENTRE, SIZE, blob_series
 from tests.browser.client_page import (
     TIMEOUT_MS,
     choose_algorithm,
@@ -18,7 +19,6 @@ from tests.browser.client_page import (
     wait_for_frame_with_seq,
 )
 from tests.browser.conftest import PageFactory, ServerFactory, fill_library
-from tests.streaming.test_tracking import CENTRE, SIZE, blob_series
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")  # one browser per session: conftest.py
 

@@ -13,7 +13,7 @@ from mediastream.streaming.render import Renderer, ResultCache
 from mediastream.streaming.state import InvalidUpdate, StreamState, apply_update
 from mediastream.volumes import SegmentationRequest, segment_series
 from segmentation import get_algorithm
-from tests.streaming.test_tracking import SIZE, SLICES, blob_series
+from tests.blob_series import SIZE, SLICES, blob_series
 
 
 @pytest.fixture

@@ -5,34 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from pydicom.dataset import Dataset
 
 from mediastream.client import StreamClient
 from mediastream.dicom.library import Library
-from mediastream.dicom.phantom import phantom_datasets
 from mediastream.streaming.render import Renderer, ResultCache
 from mediastream.streaming.state import InvalidUpdate, StreamState, apply_update
-
-SLICES, SIZE = 16, 64
-CENTRE = (32.0, 24.0)  # (row, col) of the blob on its middle slice
-
-
-def blob_series() -> list[Dataset]:
-    """A bright blob (200 HU in 40 HU, noise SD 5) on slices 4-11 that drifts 1 px a slice."""
-    rng = np.random.default_rng(7)
-    y, x = np.ogrid[:SIZE, :SIZE]
-    out = []
-    for k, ds in enumerate(phantom_datasets(n_slices=SLICES, size=SIZE)):
-        hu = np.full((SIZE, SIZE), 40.0) + rng.normal(0, 5, (SIZE, SIZE))
-        if 4 <= k <= 11:
-            radius = 9 - abs(k - 7.5)
-            hu[(y - CENTRE[0]) ** 2 + (x - (CENTRE[1] + k - 8)) ** 2 <= radius**2] = 200
-        stored = np.round(hu - float(ds.RescaleIntercept)).astype(np.uint16)
-        ds.PixelData = stored.tobytes()
-        out.append(ds)
-    return out
+from tests.blob_series import CENTRE, SIZE, SLICES, blob_series
 
 
 @pytest.fixture

@@ -121,10 +121,11 @@ async def test_propagation_is_stored_as_seg_that_reads_back_to_the_same_mask(
         )
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="needs dicom3tools (make deps)")
 async def test_seg_passes_dciodvfy_without_errors(
     client: Client, series_files: list[bytes], tmp_path: Path
 ) -> None:
+    dciodvfy = shutil.which("dciodvfy")
+    assert dciodvfy, "dciodvfy is missing: install Debian's dicom3tools (make deps)"
     series_uid = await stored(client, series_files)
     status, created = await post(
         client,
@@ -134,7 +135,7 @@ async def test_seg_passes_dciodvfy_without_errors(
     assert status == 201
     path = tmp_path / "seg.dcm"
     path.write_bytes(await (await client.get("/" + created["url"])).read())
-    report = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    report = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True, timeout=60)
     errors = [line for line in report.stderr.splitlines() if line.startswith("Error")]
     assert errors == [], report.stderr
 
@@ -210,6 +211,9 @@ async def test_uploaded_seg_is_stored_as_sent_and_listed_with_its_series(
     listed = await (await client.get(f"/images/{series_uid}/segmentations")).json()
     [entry] = listed["segmentations"]
     assert entry["origin"] == "uploaded" and entry["label"] == "aorta"
+    # Measured against its series as if made here.
+    assert entry["volume_ml"] == pytest.approx(created["volume_ml"], rel=1e-6)
+    assert entry["slices"] == created["slices"]
     assert await (await client.get("/" + entry["url"])).read() == data  # byte for byte
     # Not a new series: the image list is unchanged.
     assert len((await (await client.get("/images")).json())["series"]) == 1
