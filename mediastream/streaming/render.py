@@ -264,9 +264,10 @@ class Renderer:
             reason = f"The tracked structure ended on slice {follow.ended}."
             return SegmentationResult(overlay, {"found": False, "reason": reason, **tracked})
         algorithm = segmentation.get_algorithm(state.algorithm)
-        # The stream segments the display image (see `final`); tracked slices too, so their
-        # tolerance and statistics are in the same units as the clicked slice's.
-        modality = display.gray.astype(np.float32)
+        # The same units as the clicked slice's tolerance and statistics: modality values
+        # (HU for CT), as every slice is segmented; the display image for colour sources.
+        values = kwargs["values"]
+        modality = values if values is not None else display.gray.astype(np.float32)
         spacing = kwargs["spacing"]
         previous = SliceResult(state.index - 1, follow.mask, follow.params, dict(follow.stats))
         current, why, result = follow_slice(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from mediastream.client import StreamClient
@@ -66,9 +67,9 @@ def test_without_tracking_the_click_stays_fixed(library: Library) -> None:
     algorithm = get_algorithm("region_grow")
     for s in shown:  # every slice segmented from the same click, as without tracking
         gray = library.frame(state.series, s["index"]).gray
-        alone = algorithm.segment(
-            gray, state.params, spacing=library.get_series(state.series).pixel_spacing
-        )
+        values = np.asarray(library.frame_values(state.series, s["index"]), np.float32)
+        spacing = library.get_series(state.series).pixel_spacing
+        alone = algorithm.segment(gray, state.params, spacing=spacing, values=values)
         assert s["area_px"] == alone.stats["area_px"]
 
 
