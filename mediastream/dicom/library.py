@@ -35,7 +35,6 @@ from mediastream.dicom.decode import load_prepared_frame
 from mediastream.dicom.display import DisplayFrame, PreparedFrame, Window, render
 from mediastream.dicom.errors import (
     FrameDecodeError,
-    FrameNotFound,
     IngestRejected,
     SeriesNotFound,
 )
@@ -407,13 +406,7 @@ class Library:
     def _locate(self, series_uid: str, index: int) -> tuple[InstanceRecord, int]:
         with self._lock:
             view = self._view(series_uid)
-            located = view.locate(index)
-        if located is None:
-            raise FrameNotFound(
-                f"frame {index} does not exist: series {series_uid} has {view.frame_count} "
-                f"frames, valid indices are 0 to {view.frame_count - 1}"
-            )
-        return located
+        return view.require(index)
 
     def _prepared(self, series_uid: str, index: int) -> PreparedFrame:
         record, local = self._locate(series_uid, index)

@@ -51,7 +51,6 @@ from mediastream.dicom.display import DisplayFrame, PreparedFrame, Window, rende
 from mediastream.dicom.errors import (
     DeleteNotAllowed,
     FrameDecodeError,
-    FrameNotFound,
     IngestRejected,
     LibraryUnavailable,
     SeriesNotFound,
@@ -279,14 +278,7 @@ class PacsLibrary:
             raise IngestRejected(result.reason or "the PACS refused it")
 
     def _locate(self, series_uid: str, index: int) -> tuple[InstanceRecord, int]:
-        view = self._index.entry(series_uid).view
-        located = view.locate(index)
-        if located is None:
-            raise FrameNotFound(
-                f"frame {index} does not exist: series {series_uid} has {view.frame_count} "
-                f"frames, valid indices are 0 to {view.frame_count - 1}"
-            )
-        return located
+        return self._index.entry(series_uid).view.require(index)
 
     def _prepared(self, series_uid: str, index: int) -> PreparedFrame:
         record, local = self._locate(series_uid, index)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mediastream.dicom.display import Window
+from mediastream.dicom.errors import FrameNotFound
 from mediastream.dicom.ingest import InstanceHeader
 
 __all__ = [
@@ -201,6 +202,16 @@ class SeriesView:
             return None
         i = bisect.bisect_right(self._starts, index) - 1
         return self.instances[i], index - self._starts[i]
+
+    def require(self, index: int) -> tuple[InstanceRecord, int]:
+        """`locate`, or FrameNotFound stating the valid range."""
+        located = self.locate(index)
+        if located is None:
+            raise FrameNotFound(
+                f"frame {index} does not exist: series {self.series_uid} has "
+                f"{self.frame_count} frames, valid indices are 0 to {self.frame_count - 1}"
+            )
+        return located
 
     def info(self) -> SeriesInfo:
         if self._info is None:
