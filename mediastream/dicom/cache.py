@@ -91,11 +91,15 @@ class FailureMemo:
         with self._lock:
             return self._reasons.get(key)
 
-    def put(self, key: FrameKey, reason: str) -> None:
+    def put(self, key: FrameKey, reason: str) -> bool:
+        """Remember a failure; False if it was known already (another thread decoded the same
+        frame at the same time), so only the first one is logged."""
         with self._lock:
+            known = key in self._reasons
             self._reasons[key] = reason
             while len(self._reasons) > self.capacity:
                 self._reasons.popitem(last=False)
+            return not known
 
     def discard_instances(self, sop_instance_uids: Iterable[str]) -> None:
         gone = set(sop_instance_uids)

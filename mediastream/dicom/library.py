@@ -431,8 +431,8 @@ class Library:
                 f"the file of SOP Instance UID {record.header.sop_instance_uid} is missing"
             ) from None
         except FrameDecodeError as exc:
-            log.warning("%s", exc)  # once per frame: the failure is remembered
-            self._failures.put(key, exc.message)
+            if self._failures.put(key, exc.message):  # once per frame: it is remembered
+                log.warning("%s", exc)
             raise
         self.cache.put(key, prepared)
         return prepared

@@ -297,8 +297,8 @@ class PacsLibrary:
                 path, local, transfer_syntax=syntax, sop_instance_uid=sop
             )
         except FrameDecodeError as exc:
-            log.warning("%s", exc)
-            self._failures.put(key, exc.message)
+            if self._failures.put(key, exc.message):  # once per frame
+                log.warning("%s", exc)
             raise
         except Exception as exc:  # a retrieved file without readable meta, or gone meanwhile
             path.unlink(missing_ok=True)  # retrieved again next time
