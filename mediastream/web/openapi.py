@@ -16,6 +16,23 @@ import segmentation
 from mediastream import __version__
 from mediastream.streaming.state import MAX_IMAGE_DELAY
 from mediastream.web.images import MAX_PNG_SIZE
+from mediastream.web.openapi_builders import (
+    PUBLIC,
+    TOKEN_IF_CONFIGURED,
+    UNAUTHORIZED,
+    Schema,
+)
+from mediastream.web.openapi_builders import array as _array
+from mediastream.web.openapi_builders import enum as _enum
+from mediastream.web.openapi_builders import error as _error
+from mediastream.web.openapi_builders import integer as _integer
+from mediastream.web.openapi_builders import json_content as _json
+from mediastream.web.openapi_builders import obj as _object
+from mediastream.web.openapi_builders import operation as _operation
+from mediastream.web.openapi_builders import path_param as _path
+from mediastream.web.openapi_builders import query as _query
+from mediastream.web.openapi_builders import ref as _ref
+from mediastream.web.openapi_builders import string as _string
 from mediastream.web.openapi_segmentations import segmentation_paths, segmentation_schemas
 from mediastream.web.upload import FIELD_NAME
 
@@ -25,89 +42,7 @@ OPENAPI_VERSION = "3.0.3"
 PROTOCOL_DOC = "docs/protocol.md"
 MIN_PNG_SIZE = 16  # the smallest ?size= the frame handler accepts
 
-Schema = dict[str, Any]
-
-# Every operation needs the bearer token when the server runs with --token, except those marked
-# PUBLIC (see mediastream.web.security); `[]` overrides the document's default requirement.
-TOKEN_IF_CONFIGURED: list[dict[str, list[str]]] = [{"bearerToken": []}, {}]
-PUBLIC: list[dict[str, list[str]]] = []
-
-# -- small builders ----------------------------------------------------------------------------
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _string(description: str | None = None, **extra: Any) -> Schema:
-    schema: Schema = {"type": "string", **extra}
-    if description:
-        schema["description"] = description
-    return schema
-
-
-def _enum(*values: str) -> Schema:
-    return {"type": "string", "enum": list(values)}
-
-
-def _integer(minimum: int = 0, **extra: Any) -> Schema:
-    return {"type": "integer", "minimum": minimum, **extra}
-
-
-def _array(items: Schema, description: str | None = None, **extra: Any) -> Schema:
-    schema: Schema = {"type": "array", "items": items, **extra}
-    if description:
-        schema["description"] = description
-    return schema
-
-
-def _object(properties: dict[str, Schema], *, required: list[str] | None = None) -> Schema:
-    """An object with these fields; more may be added, and clients must ignore them."""
-    return {
-        "type": "object",
-        "required": list(properties) if required is None else required,
-        "properties": properties,
-    }
-
-
-def _json(description: str, schema: Schema) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str, *codes: str, files: bool = False) -> Schema:
-    """An error response: ``{"error", "detail"}`` (plus `files` for uploads), `error` in codes."""
-    base = _ref("UploadError" if files else "Error")
-    schema = {"allOf": [base], "properties": {"error": _enum(*codes)}}
-    codes_text = ", ".join(f"`{code}`" for code in codes)
-    response = _json(f"{description} (`error`: {codes_text})", schema)
-    example: Schema = {"error": codes[0], "detail": "A sentence naming the problem."}
-    if files:
-        example["files"] = []
-    response["content"]["application/json"]["example"] = example
-    return response
-
-
-def _query(name: str, description: str, schema: Schema) -> Schema:
-    return {"name": name, "in": "query", "description": description, "schema": schema}
-
-
-def _path(name: str, description: str, schema: Schema) -> Schema:
-    return {**_query(name, description, schema), "in": "path", "required": True}
-
-
-def _operation(tag: str, operation_id: str, summary: str, **fields: Any) -> Schema:
-    """An operation; `fields` are its other OpenAPI fields (responses, parameters, …)."""
-    return {"tags": [tag], "operationId": operation_id, "summary": summary, **fields}
-
-
-UNAUTHORIZED = _error(
-    "Only when the server runs with `--token`: the `Authorization: Bearer <token>` header "
-    "was missing or wrong",
-    "unauthorized",
-)
-
-
-# -- the data ----------------------------------------------------------------------------------
+# -- the data -----------------------------------------------------------------------------------
 
 
 def _schemas() -> dict[str, Schema]:

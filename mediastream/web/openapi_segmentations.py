@@ -6,22 +6,24 @@ document, so that module stays a readable size.
 
 from __future__ import annotations
 
-from typing import Any
-
+from mediastream.web.openapi_builders import (
+    Schema,
+    array,
+    error,
+    json_content,
+    obj,
+    operation,
+    path_param,
+    ref,
+    string,
+)
 from mediastream.web.segmentations import MAX_LABEL
 
 __all__ = ["segmentation_paths", "segmentation_schemas"]
 
-Schema = dict[str, Any]
-
 
 def segmentation_schemas() -> dict[str, Schema]:
     """The request and response schemas, for ``components.schemas``."""
-    # openapi's builders; imported here because openapi imports this module.
-    from mediastream.web.openapi import _array as array
-    from mediastream.web.openapi import _object as obj
-    from mediastream.web.openapi import _ref as ref
-    from mediastream.web.openapi import _string as string
 
     number_or_null = {"type": "number", "nullable": True}
     return {
@@ -87,15 +89,9 @@ def segmentation_schemas() -> dict[str, Schema]:
 
 def segmentation_paths() -> dict[str, Schema]:
     """The four operations, for ``paths``."""
-    from mediastream.web.openapi import _error as error
-    from mediastream.web.openapi import _json as json
-    from mediastream.web.openapi import _operation as operation
-    from mediastream.web.openapi import _path as path
-    from mediastream.web.openapi import _ref as ref
-    from mediastream.web.openapi import _string as string
 
-    series_uid = path("series_uid", "Series Instance UID (0020,000E)", string(minLength=1))
-    seg_uid = path("seg_uid", "SOP Instance UID of the DICOM SEG", string(minLength=1))
+    series_uid = path_param("series_uid", "Series Instance UID (0020,000E)", string(minLength=1))
+    seg_uid = path_param("seg_uid", "SOP Instance UID of the DICOM SEG", string(minLength=1))
     missing = error(
         "No such segmentation of this series (`not_found`: not a UID)",
         "segmentation_not_found",
@@ -117,7 +113,7 @@ def segmentation_paths() -> dict[str, Schema]:
                     "content": {"application/json": {"schema": ref("SegmentationRequest")}},
                 },
                 responses={
-                    "201": json("Stored", ref("Segmentation")),
+                    "201": json_content("Stored", ref("Segmentation")),
                     "400": error("The body is not a JSON object", "invalid_json"),
                     "404": error("No such series", "series_not_found"),
                     "413": error("The body is too large", "request_too_large"),
@@ -143,7 +139,7 @@ def segmentation_paths() -> dict[str, Schema]:
                 "The series' segmentations, made here or uploaded",
                 parameters=[series_uid],
                 responses={
-                    "200": json("Oldest first", ref("SegmentationList")),
+                    "200": json_content("Oldest first", ref("SegmentationList")),
                     "404": error("No such series", "series_not_found"),
                 },
             ),
@@ -170,7 +166,7 @@ def segmentation_paths() -> dict[str, Schema]:
                 "Delete one segmentation",
                 parameters=[series_uid, seg_uid],
                 responses={
-                    "200": json("Deleted", ref("SegmentationDeleted")),
+                    "200": json_content("Deleted", ref("SegmentationDeleted")),
                     "404": missing,
                 },
             )
