@@ -26,6 +26,11 @@ series behave alike:
    neighbour far away. Of the levels before the leak, the one
    whose next step adds the smallest fraction of area is kept: the structure is full and its
    border holds there.
+   With a ``bound`` (the ellipse a user drew around the structure), the tolerance instead
+   climbs ``BOUNDED_LADDER`` × the robust SD, a wider ladder that starts lower, and the
+   largest region with at most ``BOUND_OUTSIDE`` of its area outside the bound is kept: the
+   bound says how far the structure reaches, which no statistic around a click can say for a
+   heterogeneous structure (an enhancing tumour) beside tissue of similar values.
 6. **Close and fill.** A closing with the same disc, then holes filled (vessels inside an
    organ). When the working frame was coarser than the image, the border band (about one
    working pixel wide) is then re-decided at the image's own pixels, by nearest side (see
@@ -70,6 +75,8 @@ LEAK_BAND_MM = 10.0
 LEAK_FRACTION = 0.1
 SPREAD_FLOOR = 0.01
 LEAK_ACTIVE = 2.0
+BOUNDED_LADDER = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0, 4.5, 5.0)
+BOUND_OUTSIDE = 0.02
 
 
 @dataclass(frozen=True)
@@ -192,13 +199,16 @@ def grow_region(
     tolerance: float = 0.0,
     smoothing: float = 5.0,
     body: NDArray[np.bool_] | None = None,
+    bound: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.bool_], float | None]:
     """The region around ``seed`` (row, col) and the tolerance used (None: nothing grew).
 
     ``values`` is not modified. ``tolerance`` 0 chooses it automatically; ``smoothing`` is a
     diameter in mm (px without ``spacing``). ``body`` (the image's shape), when given, is the
     patient: an automatic tolerance stops before a step whose region would hold most of it
-    (see :func:`segmentation.masks.not_found_reason`). See the module docstring for the steps.
+    (see :func:`segmentation.masks.not_found_reason`). ``bound`` (the image's shape), when
+    given with an automatic tolerance, is where the structure lies: the tolerance is the one
+    whose region is the largest that stays inside it. See the module docstring for the steps.
     """
     pixel_mm = 1.0 if spacing is None else float(np.sqrt(spacing[0] * spacing[1]))
     h, w = values.shape
@@ -239,6 +249,17 @@ def grow_region(
     chosen: float | None = None
     ladder = [tolerance] if tolerance > 0 else [k * spread for k in LADDER]
     steps: list[tuple[float, NDArray[np.bool_]]] = []
+    if bound is not None and tolerance <= 0:
+        ladder = []  # the bounded choice below replaces the leak tests
+        region, chosen = _largest_within(
+            work,
+            reference,
+            [k * spread for k in BOUNDED_LADDER],
+            kernel,
+            seed_disc,
+            distance2,
+            _mask_in_frame(bound, work.shape),
+        )
     for level in ladder:
         candidate = _piece(work, reference, level, kernel, seed_disc, distance2)
         if candidate is None:
@@ -271,6 +292,44 @@ def grow_region(
     if scale != (1.0, 1.0):
         region = _refine(values, region, pixel_mm, scale)
     return np.ascontiguousarray(region, dtype=bool), chosen
+
+
+def _largest_within(
+    work: NDArray[np.float32],
+    reference: float,
+    ladder: list[float],
+    kernel: NDArray[np.uint8],
+    seed_disc: NDArray[np.bool_],
+    distance2: NDArray[np.float32],
+    bound: NDArray[np.bool_],
+) -> tuple[NDArray[np.bool_] | None, float | None]:
+    """The largest region of the ladder with at most ``BOUND_OUTSIDE`` of it outside
+    ``bound``, and its tolerance (None, None: none stays inside)."""
+    best: NDArray[np.bool_] | None = None
+    best_area, chosen = 0, None
+    bound_area = np.count_nonzero(bound)
+    # A working pixel's worth of slack: at the working frame's coarser pixels a structure
+    # that touches its bound from inside straddles the bound's edge pixels.
+    bound = cv2.dilate(bound.view(np.uint8), _disc(1)).view(bool)
+    for level in ladder:
+        candidate = _piece(work, reference, level, kernel, seed_disc, distance2)
+        if candidate is None:
+            continue
+        candidate = fill_holes(candidate)
+        area = int(np.count_nonzero(candidate))
+        if np.count_nonzero(candidate & ~bound) <= BOUND_OUTSIDE * area and area > best_area:
+            best, best_area, chosen = candidate, area, float(level)
+        if area > 4 * bound_area:
+            break  # far beyond the bound: higher tolerances only grow further out
+    return best, chosen
+
+
+def _mask_in_frame(mask: NDArray[np.bool_], shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    """``mask`` at the working frame's pixels (nearest)."""
+    if mask.shape == shape:
+        return mask
+    size = (shape[1], shape[0])
+    return cv2.resize(mask.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
 
 
 def _body_in_frame(

@@ -70,7 +70,7 @@ SETTLE_ITER = 30
 OUTLINE_SIGMA = 2.0
 #: A start whose smaller radius is at least this many mm is an ellipse drawn around a
 #: structure; smaller ones are a click inside it.
-AROUND_MM = 10.0
+AROUND_MM = 7.0
 #: From an ellipse, the structure is a grown region at least this fraction inside it.
 AROUND_INSIDE = 0.8
 #: ... and the largest such region wins; one filling this fraction of the ellipse stops the
@@ -312,7 +312,7 @@ def _structure(
         )
         if not crop_bound[seed]:
             continue
-        region, _ = grow_region(crop_values, seed, inputs.spacing)
+        region, _ = grow_region(crop_values, seed, inputs.spacing, bound=crop_bound)
         area = int(np.count_nonzero(region))
         inside = int(np.count_nonzero(region & crop_bound))
         if area >= MIN_AREA_PX and inside >= AROUND_INSIDE * area and inside > best_area:

@@ -12,7 +12,7 @@ from scipy import ndimage
 
 import segmentation
 from segmentation.masks import fill_holes
-from segmentation.region_grow import RegionGrowParams
+from segmentation.region_grow import RegionGrowParams, grow_region
 
 from .conftest import disc_mask, noisy
 
@@ -202,3 +202,25 @@ def test_fill_holes_matches_scipy() -> None:
         mask = rng.random((30, 41)) < rng.uniform(0.2, 0.9)
         assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
     assert not fill_holes(np.zeros((5, 5), bool)).any()
+
+
+def test_a_bound_keeps_the_largest_region_that_stays_inside_it() -> None:
+    """A mottled blob (values 100 and 140) against tissue of 85 across a broad contact: the
+    automatic tolerance alone keeps to one phase of the mottle (about 100 of its 1,961 px);
+    with the ellipse drawn around the blob as ``bound`` the region is the whole blob, and
+    none of the tissue outside it."""
+    rng = np.random.default_rng(5)
+    values = np.full(SHAPE, -50.0)
+    values[20:140, 100:190] = 85.0  # the neighbour it touches
+    blob = disc_mask(SHAPE, (80, 80), 25)
+    values[blob] = 100.0 + 40.0 * (rng.random(SHAPE) > 0.5)[blob]
+    values = (values + rng.normal(0, 4, SHAPE)).astype(np.float32)
+    bound = disc_mask(SHAPE, (80, 80), 32)
+    mask, tolerance = grow_region(values, (80, 80), (1.0, 1.0), bound=bound)
+    assert tolerance is not None and tolerance > 0
+    assert np.count_nonzero(mask & ~bound) <= 0.05 * np.count_nonzero(mask)
+    overlap = 2 * np.count_nonzero(mask & blob) / (np.count_nonzero(mask) + blob.sum())
+    assert overlap >= 0.9
+    # An explicit tolerance is the user's: the bound does not change it.
+    fixed, used = grow_region(values, (80, 80), (1.0, 1.0), tolerance=60.0, bound=bound)
+    assert used == 60.0 and np.count_nonzero(fixed & ~bound) > np.count_nonzero(mask & ~bound)

@@ -168,8 +168,10 @@ def test_evolve_checks_its_arguments_when_called(disc_image: NDArray[np.uint8]) 
 
 
 def test_max_num_iter_counts_every_stage(disc_image: NDArray[np.uint8]) -> None:
+    # convergence 0: nothing stops early, so the count is the budget whatever the start.
     for limit in (1, 45, CHUNK * 4 + 7):
-        steps = list(SNAKES.evolve(disc_image, params(**AROUND_DISC, max_num_iter=limit)))
+        run = params(**AROUND_DISC, convergence=0, max_num_iter=limit)
+        steps = list(SNAKES.evolve(disc_image, run))
         assert steps[-1].stats["iterations"] == limit and steps[-1].stage == "final"
     # With no tolerance nothing converges: the whole budget is spent in the working frame.
     endless = SNAKES.segment(disc_image, params(**AROUND_DISC, convergence=0, max_num_iter=400))
