@@ -69,7 +69,8 @@ SETTLE_ITER = 30
 #: Smoothing (in outline points, about pixels) of the region's outline the snake starts from.
 OUTLINE_SIGMA = 2.0
 #: A start whose smaller radius is at least this many mm is an ellipse drawn around a
-#: structure; smaller ones are a click inside it.
+#: structure (a 12 mm tumour's, with the usual margin, is about 8 mm); smaller ones are a
+#: click inside it.
 AROUND_MM = 7.0
 #: From an ellipse, the structure is a grown region at least this fraction inside it.
 AROUND_INSIDE = 0.8
@@ -281,7 +282,9 @@ def _structure(
 
     From a click (a start smaller than ``AROUND_MM``) or a warm start, it is the region
     grown under the centre. From an ellipse drawn around a structure, it is the grown region
-    that lies mostly inside the ellipse, the largest of those grown from the centre and from
+    that lies mostly inside the ellipse, grown *bounded* by it (the largest region of its
+    tolerance ladder that stays inside: the user drew how far the structure reaches), the
+    largest of those grown from the centre and from
     points around it (the centre of a kidney or of a curved liver may fall in fat, gas or a
     vessel beside it). The search runs on a crop around the ellipse, which is all that
     matters then.
