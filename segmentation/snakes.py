@@ -284,9 +284,9 @@ def _structure(
     grown under the centre. From an ellipse drawn around a structure, it is the grown region
     that lies mostly inside the ellipse, grown *bounded* by it (the largest region of its
     tolerance ladder that stays inside: the user drew how far the structure reaches), the
-    largest of those grown from the centre and from points around it (the centre of a kidney
-    or of a curved liver may fall in fat, gas or a vessel beside it). The search runs on a crop around the ellipse, which is all that
-    matters then.
+    largest of those grown from the centre and from points around it (the centre of a
+    kidney or of a curved liver may fall in fat, gas or a vessel beside it). The search runs
+    on a crop around the ellipse, which is all that matters then.
     """
     h, w = inputs.shape
     centre = start.mean(axis=0) if warm else np.array([p.y, p.x], dtype=np.float64)
