@@ -244,13 +244,7 @@ def grow_region(
     kernel = _disc(smoothing / work_mm / 2)
     band = _disc(max(2.0, LEAK_BAND_MM / work_mm))
 
-    body_work = _body_in_frame(body, work.shape)
-    region: NDArray[np.bool_] | None = None
-    chosen: float | None = None
-    ladder = [tolerance] if tolerance > 0 else [k * spread for k in LADDER]
-    steps: list[tuple[float, NDArray[np.bool_]]] = []
     if bound is not None and tolerance <= 0:
-        ladder = []  # the bounded choice below replaces the leak tests
         region, chosen = _largest_within(
             work,
             reference,
@@ -260,6 +254,42 @@ def grow_region(
             distance2,
             _mask_in_frame(bound, work.shape),
         )
+    else:
+        region, chosen = _stable_before_leak(
+            work,
+            reference,
+            [tolerance] if tolerance > 0 else [k * spread for k in LADDER],
+            kernel,
+            seed_disc,
+            distance2,
+            band,
+            _body_in_frame(body, work.shape),
+        )
+    if region is None:
+        return np.zeros(values.shape, bool), None
+    if kernel.shape[0] > 1:
+        region = cv2.morphologyEx(region.view(np.uint8), cv2.MORPH_CLOSE, kernel).view(bool)
+    region = fill_holes(region)
+    if scale != (1.0, 1.0):
+        region = _refine(values, region, pixel_mm, scale)
+    return np.ascontiguousarray(region, dtype=bool), chosen
+
+
+def _stable_before_leak(
+    work: NDArray[np.float32],
+    reference: float,
+    ladder: list[float],
+    kernel: NDArray[np.uint8],
+    seed_disc: NDArray[np.bool_],
+    distance2: NDArray[np.float32],
+    band: NDArray[np.uint8],
+    body_work: NDArray[np.bool_] | None,
+) -> tuple[NDArray[np.bool_] | None, float | None]:
+    """The region of the most stable ladder level before the first leak, and its tolerance
+    (None, None: nothing grew); one level is simply that level's region."""
+    region: NDArray[np.bool_] | None = None
+    chosen: float | None = None
+    steps: list[tuple[float, NDArray[np.bool_]]] = []
     for level in ladder:
         candidate = _piece(work, reference, level, kernel, seed_disc, distance2)
         if candidate is None:
@@ -284,14 +314,7 @@ def grow_region(
         areas = np.array([np.count_nonzero(r) for _, r in steps], dtype=np.float64)
         growth = areas[1:] / np.maximum(areas[:-1], 1.0)
         chosen, region = steps[int(np.argmin(growth))]
-    if region is None:
-        return np.zeros(values.shape, bool), None
-    if kernel.shape[0] > 1:
-        region = cv2.morphologyEx(region.view(np.uint8), cv2.MORPH_CLOSE, kernel).view(bool)
-    region = fill_holes(region)
-    if scale != (1.0, 1.0):
-        region = _refine(values, region, pixel_mm, scale)
-    return np.ascontiguousarray(region, dtype=bool), chosen
+    return region, chosen
 
 
 def _largest_within(
@@ -338,10 +361,7 @@ def _body_in_frame(
     """The body at the working frame's pixels, or None when it is too small to be a patient."""
     if body is None or np.count_nonzero(body) <= BODY_MIN_FRACTION * body.size:
         return None
-    if body.shape == shape:
-        return body
-    size = (shape[1], shape[0])
-    return cv2.resize(body.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
+    return _mask_in_frame(body, shape)
 
 
 def _fills_body(region: NDArray[np.bool_], body: NDArray[np.bool_] | None) -> bool:
